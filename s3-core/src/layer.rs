@@ -20,7 +20,9 @@ use crate::request_id::{REQUEST_ID_HEADER, RequestId};
 /// Parses each request into an [`S3Request`](crate::S3Request) and a
 /// [`RequestId`], stores both in the request extensions, and answers malformed and
 /// unrecognised requests itself with an S3 XML error (`InvalidURI`, `InvalidBucketName`,
-/// `InvalidArgument`, `NotImplemented`...). Every response gets an `x-amz-request-id`.
+/// `InvalidArgument`, `NotImplemented`...). Every response gets an `x-amz-request-id`, and
+/// the responses of parsed requests carry their [`S3Operation`] in their extensions (for
+/// metrics and access logs outside this layer).
 ///
 /// The response body type must be constructible from [`Bytes`] (as `axum::body::Body`,
 /// `http_body_util::Full<Bytes>` and the s3-tower bodies are) so the layer can answer
@@ -170,11 +172,13 @@ where
                 .with_resource(parsed.resource_path()),
             );
         }
+        let operation = parsed.operation;
         req.extensions_mut().insert(parsed);
         ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(req),
                 request_id: header_id,
+                operation,
             },
         }
     }
@@ -191,7 +195,7 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B> {
-        Inner { #[pin] future: F, request_id: Option<HeaderValue> },
+        Inner { #[pin] future: F, request_id: Option<HeaderValue>, operation: S3Operation },
         Error { response: Option<Response<B>> },
     }
 }
@@ -214,8 +218,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future, request_id } => {
+            KindProj::Inner {
+                future,
+                request_id,
+                operation,
+            } => {
                 let mut response = ready!(future.poll(cx))?;
+                response.extensions_mut().insert(*operation);
                 if let Some(id) = request_id.take() {
                     response
                         .headers_mut()
