@@ -1,1 +1,40 @@
-//! x
+//! # s3-tower
+//!
+//! Composable [tower](https://docs.rs/tower) layers that put a security gateway in front of
+//! any S3-compatible object store. This facade re-exports the member crates behind features:
+//!
+//! - [`core`] (always): the S3 request model — `S3RequestLayer`, `S3Request`,
+//!   `S3Operation`, `Principal`, `S3Error`.
+//! - [`resign`] (feature `resign`, default): route each bucket to its backend and SigV4-sign
+//!   forwarded requests with the gateway's own credentials.
+//!
+//! ```
+//! use s3_tower::core::S3RequestLayer;
+//! use s3_tower::resign::{Backend, BackendAddressing, BackendCredentials, BackendRouter, ResignLayer, Upstream};
+//! use tower::ServiceBuilder;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = Backend::new(
+//!     "garage",
+//!     "http://127.0.0.1:3900",
+//!     "garage",
+//!     BackendAddressing::Path,
+//!     BackendCredentials::from_static("GK-gateway", "gateway-secret", None),
+//! )?;
+//! let s3 = ServiceBuilder::new()
+//!     .layer(S3RequestLayer::new().virtual_host_domain("s3.example.com"))
+//!     .layer(ResignLayer::new(BackendRouter::single(backend)))
+//!     .service(Upstream::new()?);
+//!
+//! // Serve it with axum (or hyper-util directly).
+//! let app = axum::Router::new().fallback_service(s3);
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+pub use s3_core as core;
+
+#[cfg(feature = "resign")]
+pub use s3_resign as resign;

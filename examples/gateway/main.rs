@@ -1,1 +1,343 @@
-fn main() {}
+//! The s3-tower gateway: every s3-tower layer stacked from a TOML file.
+//!
+//! ```text
+//! cargo run --release --example gateway -- --dev                   # embedded defaults
+//! cargo run --release --example gateway -- --config gateway.toml   # production
+//! ```
+//!
+//! See `gateway.toml` next to this file for every setting and its default.
+
+mod admin;
+mod anonymous;
+mod config;
+mod dev_backend;
+mod metrics;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rand::Rng;
+use s3_tower::core::{S3RequestLayer, S3RequestParser};
+use s3_tower::resign::{
+    Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
+};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, CredentialsConfig, LogFormat};
+use crate::dev_backend::DevBackend;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Command-line flags; each overrides the configuration file and environment.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", about = "s3-tower: a security gateway in front of S3-compatible storage")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// S3 listener address [default: 127.0.0.1:8190].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listener (/healthz, /readyz, /metrics) [default: 127.0.0.1:8191].
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Directory for gateway data (the dev backend's buckets) [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Development mode: embedded S3 backend under <data-dir>, anonymous access. Never in
+    /// production.
+    #[arg(long)]
+    dev: bool,
+}
+
+fn main() -> Result<(), BoxError> {
+    let cli = Cli::parse();
+    let mut cfg = config::load(cli.config.as_deref())?;
+    if let Some(listen) = cli.listen {
+        cfg.server.listen = listen;
+    }
+    if let Some(admin) = cli.admin_listen {
+        cfg.server.admin_listen = admin;
+    }
+    if let Some(dir) = cli.data_dir {
+        cfg.server.data_dir = dir;
+    }
+    if cli.dev {
+        cfg.auth.allow_anonymous = true;
+    }
+    init_tracing(&cfg);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cfg, cli.dev))
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},s3s=warn", cfg.log.level)));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
+    let metrics = metrics::install()?;
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let dev_backend = if dev {
+        let root = cfg.server.data_dir.join("buckets");
+        let secret: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(40)
+            .map(char::from)
+            .collect();
+        let backend = DevBackend::start(&root, "s3-tower-dev", &secret).await?;
+        tracing::info!(dir = %root.display(), "embedded development backend (s3s-fs) started");
+        Some(backend)
+    } else {
+        None
+    };
+    let router = build_router(&cfg, dev_backend.as_ref()).await?;
+    let mut upstream = Upstream::builder()
+        .connect_timeout(Duration::from_secs(cfg.upstream.connect_timeout_secs))
+        .response_timeout(
+            (cfg.upstream.response_timeout_secs > 0)
+                .then(|| Duration::from_secs(cfg.upstream.response_timeout_secs)),
+        );
+    if let Some(ca) = &cfg.upstream.ca_file {
+        upstream = upstream.add_ca_pem_file(ca)?;
+    }
+    let upstream = upstream.build()?;
+
+    if cfg.auth.allow_anonymous {
+        tracing::warn!(
+            "ANONYMOUS ACCESS IS ON (auth.allow_anonymous = true): anyone who reaches {} can use every bucket. Development only.",
+            cfg.server.listen
+        );
+    }
+    let mut parser = S3RequestParser::new();
+    for domain in &cfg.server.virtual_host_domains {
+        parser = parser.virtual_host_domain(domain.clone());
+    }
+    let service = ServiceBuilder::new()
+        .layer(CatchPanicLayer::new())
+        .layer(metrics::MetricsLayer)
+        .layer(TraceLayer::new_for_http().make_span_with(
+            // Method and path only: the query of a presigned URL holds its signature.
+            |req: &http::Request<_>| {
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            },
+        ))
+        .layer(S3RequestLayer::with_parser(parser))
+        .layer(anonymous::AnonymousLayer {
+            allow: cfg.auth.allow_anonymous,
+        })
+        .layer(ResignLayer::new(router))
+        .service(upstream);
+
+    let listener = TcpListener::bind(cfg.server.listen).await?;
+    let admin_listener = TcpListener::bind(cfg.server.admin_listen).await?;
+    let tls = cfg.server.tls.as_ref().map(tls::acceptor).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("S3 endpoint: {scheme}://{}", listener.local_addr()?);
+    tracing::info!("admin endpoint: http://{}", admin_listener.local_addr()?);
+    if dev {
+        print_dev_help(scheme, listener.local_addr()?);
+    }
+
+    let admin = admin::router(admin::AdminState {
+        metrics,
+        ready: Arc::clone(&ready),
+    });
+    let admin_task = tokio::spawn(async move {
+        if let Err(err) = axum::serve(admin_listener, admin).await {
+            tracing::error!(error = %err, "admin listener failed");
+        }
+    });
+
+    let mut conn_builder = ConnBuilder::new(TokioExecutor::new());
+    conn_builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.server.header_read_timeout_secs));
+    let graceful = GracefulShutdown::new();
+    ready.store(true, Ordering::Release);
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(service.clone());
+        let builder = conn_builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(stream) => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Err(err) => {
+                        tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%peer, error = %err, "connection closed with error");
+            }
+        });
+    }
+
+    tracing::info!("shutting down: no new connections, waiting for open ones");
+    ready.store(false, Ordering::Release);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(Duration::from_secs(cfg.server.shutdown_grace_secs)) => {
+            tracing::warn!("grace period over; closing remaining connections");
+        }
+    }
+    admin_task.abort();
+    drop(dev_backend);
+    Ok(())
+}
+
+async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendRouter, BoxError> {
+    let mut router = BackendRouter::new();
+    let mut default = None;
+    for b in &cfg.backends {
+        let credentials = match &b.credentials {
+            CredentialsConfig::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => BackendCredentials::from_static(
+                access_key_id.clone(),
+                secret_access_key.clone(),
+                session_token.clone(),
+            ),
+            CredentialsConfig::Env {
+                access_key_id_env,
+                secret_access_key_env,
+                session_token_env,
+            } => BackendCredentials::from_env_vars(
+                access_key_id_env,
+                secret_access_key_env,
+                session_token_env.as_deref(),
+            )?,
+            #[cfg(feature = "aws-config")]
+            CredentialsConfig::AwsDefaultChain => BackendCredentials::default_chain().await,
+            #[cfg(not(feature = "aws-config"))]
+            CredentialsConfig::AwsDefaultChain => {
+                return Err(format!(
+                    "backend {}: credentials source aws-default-chain needs the `aws-config` feature",
+                    b.name
+                )
+                .into());
+            }
+        };
+        let backend = Arc::new(Backend::new(
+            b.name.clone(),
+            &b.endpoint,
+            b.region.clone(),
+            b.addressing,
+            credentials,
+        )?);
+        for pattern in &b.buckets {
+            router = router.route(BucketPattern::new(pattern)?, Arc::clone(&backend));
+        }
+        if cfg.routing.default_backend.as_deref() == Some(b.name.as_str()) {
+            default = Some(backend);
+        } else if b.buckets.is_empty() {
+            tracing::warn!(backend = %b.name, "backend has no buckets and is not the default: it is never used");
+        }
+    }
+    match (&cfg.routing.default_backend, default, dev) {
+        (Some(_), Some(backend), _) => router = router.default_backend(backend),
+        (Some(name), None, _) => {
+            return Err(format!("routing.default_backend = {name:?} names no backend").into());
+        }
+        (None, None, Some(dev)) => {
+            let backend = Backend::new(
+                "dev",
+                &dev.endpoint,
+                "us-east-1",
+                s3_tower::resign::BackendAddressing::Path,
+                BackendCredentials::from_static(
+                    dev.access_key.clone(),
+                    dev.secret_key.clone(),
+                    None,
+                ),
+            )?;
+            router = router.default_backend(Arc::new(backend));
+        }
+        (None, _, None) => {
+            if cfg.backends.is_empty() {
+                return Err("no backend configured: add [[backends]] or run with --dev".into());
+            }
+        }
+        (None, Some(_), Some(_)) => unreachable!("a default backend needs routing.default_backend"),
+    }
+    Ok(router)
+}
+
+fn print_dev_help(scheme: &str, addr: SocketAddr) {
+    println!(
+        "\n  s3-tower gateway (development mode) at {scheme}://{addr}\n\n  \
+         Anonymous access, embedded backend. Try:\n    \
+         aws --endpoint-url {scheme}://{addr} --no-sign-request s3 mb s3://demo\n    \
+         aws --endpoint-url {scheme}://{addr} --no-sign-request s3 cp README.md s3://demo/\n    \
+         aws --endpoint-url {scheme}://{addr} --no-sign-request s3 ls s3://demo/\n"
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

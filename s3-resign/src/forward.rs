@@ -151,8 +151,12 @@ pub(crate) fn upstream_uri(s3: &S3Request, backend: &Backend) -> Result<Uri, Res
         .map_err(|e| ResignError::Build(e.to_string()))
 }
 
-/// Rewrites `req` in place into the signed upstream request.
-pub(crate) fn prepare<B>(
+/// Rewrites `req` in place into the signed upstream request for `backend`: client
+/// credentials and hop-by-hop headers removed, URI pointed at the backend (its addressing
+/// style, the key encoded once, presign parameters dropped), SigV4-signed with
+/// `credentials` at time `now`. [`ResignLayer`](crate::ResignLayer) calls this for every
+/// request; it is public for callers with their own HTTP client.
+pub fn prepare_upstream_request<B>(
     req: &mut Request<B>,
     s3: &S3Request,
     backend: &Backend,
@@ -287,7 +291,7 @@ mod tests {
             .body(())
             .unwrap();
         let s3 = parse(&req);
-        prepare(
+        prepare_upstream_request(
             &mut req,
             &s3,
             &backend(BackendAddressing::Path, "http://127.0.0.1:9000"),
@@ -316,7 +320,7 @@ mod tests {
         let mut req = Request::get("http://gw/bucket/key").body(()).unwrap();
         let s3 = parse(&req);
         let creds = Credentials::new("ASIAGW", "s", Some("gw-token".into()), None, "t");
-        prepare(
+        prepare_upstream_request(
             &mut req,
             &s3,
             &backend(BackendAddressing::Path, "http://127.0.0.1:9000"),
@@ -338,7 +342,7 @@ mod tests {
             .unwrap();
         let s3 = parse(&req);
         let b = backend(BackendAddressing::Path, "http://127.0.0.1:9000");
-        prepare(&mut req, &s3, &b, &creds(), SystemTime::now()).unwrap();
+        prepare_upstream_request(&mut req, &s3, &b, &creds(), SystemTime::now()).unwrap();
         assert_eq!(
             req.headers()["x-amz-content-sha256"],
             "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -352,7 +356,7 @@ mod tests {
             .unwrap();
         let s3 = parse(&req);
         assert!(matches!(
-            prepare(&mut req, &s3, &b, &creds(), SystemTime::now()),
+            prepare_upstream_request(&mut req, &s3, &b, &creds(), SystemTime::now()),
             Err(ResignError::UnsupportedPayload(_))
         ));
     }

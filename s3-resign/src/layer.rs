@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use crate::backend::BackendRouter;
 use crate::error::ResignError;
-use crate::forward::prepare;
+use crate::forward::prepare_upstream_request;
 
 /// Strips the client's credentials from each request, picks the backend for its bucket, and
 /// signs it with SigV4 as the gateway (`UNSIGNED-PAYLOAD`, or
@@ -126,7 +126,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let prepared = match backend.credentials().get().await {
-                Ok(creds) => prepare(&mut req, &s3, &backend, &creds, SystemTime::now()),
+                Ok(creds) => prepare_upstream_request(&mut req, &s3, &backend, &creds, SystemTime::now()),
                 Err(err) => Err(err),
             };
             if let Err(err) = prepared {

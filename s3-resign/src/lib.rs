@@ -27,5 +27,6 @@ mod upstream;
 pub use backend::{Backend, BackendAddressing, BackendRouter, BucketPattern};
 pub use credentials::BackendCredentials;
 pub use error::ResignError;
+pub use forward::prepare_upstream_request;
 pub use layer::{ResignLayer, ResignService, ResponseFuture};
 pub use upstream::{BoxError, Upstream, UpstreamBody, UpstreamBuilder};
