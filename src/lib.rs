@@ -28,7 +28,7 @@
 //!     .service(Upstream::new()?);
 //!
 //! // Serve it with axum (or hyper-util directly).
-//! let app = axum::Router::new().fallback_service(s3);
+//! let app: axum::Router = axum::Router::new().fallback_service(s3);
 //! # let _ = app;
 //! # Ok(())
 //! # }
@@ -38,3 +38,8 @@ pub use s3_core as core;
 
 #[cfg(feature = "resign")]
 pub use s3_resign as resign;
+
+/// The README's Rust examples, compiled and run as doc tests so they stay correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
