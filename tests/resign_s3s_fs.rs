@@ -107,7 +107,9 @@ fn client(addr: SocketAddr) -> Client {
 }
 
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    (0..len)
+        .map(|i| u8::try_from(i * 31 % 251).unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -128,10 +130,22 @@ async fn sdk_workload_through_the_gateway() {
         .await
         .unwrap();
 
-    let got = s3.get_object().bucket("data").key(key).send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("data")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes(), body);
 
-    let head = s3.head_object().bucket("data").key(key).send().await.unwrap();
+    let head = s3
+        .head_object()
+        .bucket("data")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.content_length(), Some(300_000));
 
     let range = s3
@@ -206,10 +220,18 @@ async fn sdk_workload_through_the_gateway() {
         .await
         .unwrap();
     assert_eq!(deleted.deleted().len(), 2);
-    s3.delete_object().bucket("data").key("other").send().await.unwrap();
+    s3.delete_object()
+        .bucket("data")
+        .key("other")
+        .send()
+        .await
+        .unwrap();
     let left = s3.list_objects_v2().bucket("data").send().await.unwrap();
     let keys: Vec<_> = left.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(keys, ["copy of x", "dir/a b+c/ünï €/x%y.txt", "dir/sub/three"]);
+    assert_eq!(
+        keys,
+        ["copy of x", "dir/a b+c/ünï €/x%y.txt", "dir/sub/three"]
+    );
 }
 
 #[tokio::test]
@@ -267,7 +289,13 @@ async fn multipart_upload_through_the_gateway() {
         .send()
         .await
         .unwrap();
-    let got = s3.get_object().bucket("mpu").key("big").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("mpu")
+        .key("big")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes(), data);
 }
 
@@ -296,7 +324,7 @@ async fn presigned_url_is_re_signed_without_its_query_signature() {
         .get_object()
         .bucket("pre")
         .key("k")
-        .presigned(PresigningConfig::expires_in(std::time::Duration::from_secs(300)).unwrap())
+        .presigned(PresigningConfig::expires_in(std::time::Duration::from_mins(5)).unwrap())
         .await
         .unwrap();
     assert!(url.uri().contains("X-Amz-Signature="));
@@ -347,7 +375,12 @@ async fn unrouted_bucket_is_404_no_such_bucket_and_never_forwarded() {
     let (addr, task) = serve(router).await;
     let s3 = client(addr);
     s3.create_bucket().bucket("allowed-1").send().await.unwrap();
-    let err = s3.create_bucket().bucket("elsewhere").send().await.unwrap_err();
+    let err = s3
+        .create_bucket()
+        .bucket("elsewhere")
+        .send()
+        .await
+        .unwrap_err();
     let code = err.into_service_error().meta().code().map(str::to_owned);
     assert_eq!(code.as_deref(), Some("NoSuchBucket"));
     // Nothing reached the backend for the refused bucket.
@@ -356,7 +389,10 @@ async fn unrouted_bucket_is_404_no_such_bucket_and_never_forwarded() {
     let (status, body) = raw_get(&format!("http://{addr}/")).await;
     task.abort();
     assert_eq!(status, 501, "{body}");
-    assert!(body.contains("ListBuckets needs a default backend"), "{body}");
+    assert!(
+        body.contains("ListBuckets needs a default backend"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

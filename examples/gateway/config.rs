@@ -199,7 +199,10 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway/gateway.toml");
         let cfg = load(Some(&path)).expect("examples/gateway/gateway.toml must load");
         assert_eq!(cfg.server.listen, SocketAddr::from(([127, 0, 0, 1], 8190)));
-        assert_eq!(cfg.server.admin_listen, SocketAddr::from(([127, 0, 0, 1], 8191)));
+        assert_eq!(
+            cfg.server.admin_listen,
+            SocketAddr::from(([127, 0, 0, 1], 8191))
+        );
         assert!(!cfg.auth.allow_anonymous);
         assert_eq!(cfg.routing.default_backend.as_deref(), Some("main"));
         assert_eq!(cfg.backends.len(), 2);

@@ -26,7 +26,7 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rand::Rng;
-use s3_tower::core::{S3RequestLayer, S3RequestParser};
+use s3_tower::core::{RequestId, S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
     Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
 };
@@ -43,7 +43,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Command-line flags; each overrides the configuration file and environment.
 #[derive(Debug, Parser)]
-#[command(name = "gateway", about = "s3-tower: a security gateway in front of S3-compatible storage")]
+#[command(
+    name = "gateway",
+    about = "s3-tower: a security gateway in front of S3-compatible storage"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long)]
@@ -137,10 +140,16 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     let service = ServiceBuilder::new()
         .layer(CatchPanicLayer::new())
         .layer(metrics::MetricsLayer)
+        // The request id is made here so the trace span names it; S3RequestLayer reuses it.
+        .map_request(|mut req: http::Request<_>| {
+            req.extensions_mut().insert(RequestId::random());
+            req
+        })
         .layer(TraceLayer::new_for_http().make_span_with(
             // Method and path only: the query of a presigned URL holds its signature.
             |req: &http::Request<_>| {
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                let id = req.extensions().get::<RequestId>().map(RequestId::as_str);
+                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
             },
         ))
         .layer(S3RequestLayer::with_parser(parser))

@@ -129,10 +129,10 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
-            if let Some(data) = data {
-                metrics::counter!(*this.counter).increment(data.len() as u64);
-            }
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            metrics::counter!(*this.counter).increment(data.len() as u64);
         }
         Poll::Ready(frame)
     }

@@ -7,7 +7,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsConfig;
 
-pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) fn acceptor(
+    cfg: &TlsConfig,
+) -> Result<TlsAcceptor, Box<dyn std::error::Error + Send + Sync>> {
     let certs = read_certs(&cfg.cert_file)?;
     let key = rustls_pemfile::private_key(&mut std::fs::read(&cfg.key_file)?.as_slice())?
         .ok_or_else(|| format!("no private key in {}", cfg.key_file.display()))?;
@@ -22,7 +24,8 @@ pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, Box<dyn std::erro
 
 fn read_certs(
     path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Box<dyn std::error::Error + Send + Sync>>
+{
     let pem = std::fs::read(path)?;
     let certs = rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<Vec<_>, _>>()?;
     if certs.is_empty() {

@@ -38,10 +38,9 @@ impl Backend {
         addressing: BackendAddressing,
         credentials: BackendCredentials,
     ) -> Result<Self, ResignError> {
-        let endpoint: Uri = endpoint
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|e| ResignError::Build(format!("invalid backend endpoint {endpoint:?}: {e}")))?;
+        let endpoint: Uri = endpoint.trim_end_matches('/').parse().map_err(|e| {
+            ResignError::Build(format!("invalid backend endpoint {endpoint:?}: {e}"))
+        })?;
         match endpoint.scheme_str() {
             Some("http" | "https") => {}
             _ => {

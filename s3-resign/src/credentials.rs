@@ -11,7 +11,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use crate::error::ResignError;
 
 /// How long before expiry cached credentials are refreshed.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+const REFRESH_MARGIN: Duration = Duration::from_mins(5);
 
 /// A backend's credentials, shared by every request to it.
 ///
@@ -147,9 +147,10 @@ impl BackendCredentials {
 }
 
 fn is_fresh(creds: &Credentials, now: SystemTime) -> bool {
-    creds
-        .expiry()
-        .is_none_or(|exp| exp.duration_since(now).is_ok_and(|left| left > REFRESH_MARGIN))
+    creds.expiry().is_none_or(|exp| {
+        exp.duration_since(now)
+            .is_ok_and(|left| left > REFRESH_MARGIN)
+    })
 }
 
 #[cfg(test)]
@@ -192,7 +193,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let creds = BackendCredentials::from_provider(SharedCredentialsProvider::new(Counting {
             calls: calls.clone(),
-            lifetime: Duration::from_secs(3600),
+            lifetime: Duration::from_hours(1),
             fail_after: usize::MAX,
         }));
         for _ in 0..5 {
@@ -206,7 +207,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let creds = BackendCredentials::from_provider(SharedCredentialsProvider::new(Counting {
             calls: calls.clone(),
-            lifetime: Duration::from_secs(60), // inside the refresh margin
+            lifetime: Duration::from_mins(1), // inside the refresh margin
             fail_after: usize::MAX,
         }));
         assert_eq!(creds.get().await.unwrap().access_key_id(), "AK0");
@@ -218,7 +219,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let creds = BackendCredentials::from_provider(SharedCredentialsProvider::new(Counting {
             calls: calls.clone(),
-            lifetime: Duration::from_secs(60),
+            lifetime: Duration::from_mins(1),
             fail_after: 1,
         }));
         assert_eq!(creds.get().await.unwrap().access_key_id(), "AK0");
@@ -227,7 +228,7 @@ mod tests {
 
         let expired = BackendCredentials::from_provider(SharedCredentialsProvider::new(Counting {
             calls: Arc::new(AtomicUsize::new(0)),
-            lifetime: Duration::from_secs(3600),
+            lifetime: Duration::from_hours(1),
             fail_after: 0,
         }));
         assert!(matches!(

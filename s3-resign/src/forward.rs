@@ -199,9 +199,7 @@ pub fn prepare_upstream_request<B>(
     let mut header_pairs = Vec::with_capacity(req.headers().len());
     for (name, value) in req.headers() {
         let value = value.to_str().map_err(|_| {
-            ResignError::InvalidHeader(format!(
-                "the value of header `{name}` is not visible ASCII"
-            ))
+            ResignError::InvalidHeader(format!("the value of header `{name}` is not visible ASCII"))
         })?;
         header_pairs.push((name.as_str(), value));
     }
@@ -259,7 +257,11 @@ mod tests {
         .body(())
         .unwrap();
         let s3 = parse(&req);
-        let uri = upstream_uri(&s3, &backend(BackendAddressing::Path, "https://s3.example.com/base/")).unwrap();
+        let uri = upstream_uri(
+            &s3,
+            &backend(BackendAddressing::Path, "https://s3.example.com/base/"),
+        )
+        .unwrap();
         assert_eq!(
             uri.to_string(),
             "https://s3.example.com/base/bucket/a%20b/c%2Bd/%E2%82%AC/../x?versionId=v%201"
@@ -270,8 +272,11 @@ mod tests {
     fn virtual_style_uri_puts_bucket_in_host() {
         let req = Request::get("http://gw/bucket/k?uploads").body(()).unwrap();
         let s3 = parse(&req);
-        let uri =
-            upstream_uri(&s3, &backend(BackendAddressing::Virtual, "http://s3.local:9000")).unwrap();
+        let uri = upstream_uri(
+            &s3,
+            &backend(BackendAddressing::Virtual, "http://s3.local:9000"),
+        )
+        .unwrap();
         assert_eq!(uri.to_string(), "http://bucket.s3.local:9000/k?uploads");
     }
 
@@ -301,13 +306,21 @@ mod tests {
         .unwrap();
         let h = req.headers();
         let auth = h["authorization"].to_str().unwrap();
-        assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=GATEWAYKEY/"), "{auth}");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=GATEWAYKEY/"),
+            "{auth}"
+        );
         assert!(auth.contains("/eu-west-1/s3/aws4_request"));
         assert!(!auth.contains("CLIENTKEY"));
         assert!(h.get("x-amz-security-token").is_none());
         assert_eq!(h["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
         assert_ne!(h["x-amz-date"], "20200101T000000Z");
-        for gone in ["connection", "x-custom-hop", "proxy-authorization", "expect"] {
+        for gone in [
+            "connection",
+            "x-custom-hop",
+            "proxy-authorization",
+            "expect",
+        ] {
             assert!(h.get(gone).is_none(), "{gone} forwarded");
         }
         assert_eq!(h["host"], "127.0.0.1:9000");

@@ -115,7 +115,11 @@ where
             return refuse(&req, &ResignError::NotParsed, None);
         };
         if s3.operation == S3Operation::Unknown {
-            return refuse(&req, &ResignError::UnknownOperation, Some(s3.resource_path()));
+            return refuse(
+                &req,
+                &ResignError::UnknownOperation,
+                Some(s3.resource_path()),
+            );
         }
         let backend = match self.router.backend_for(s3.bucket.as_deref()) {
             Ok(backend) => Arc::clone(backend),
@@ -126,7 +130,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let prepared = match backend.credentials().get().await {
-                Ok(creds) => prepare_upstream_request(&mut req, &s3, &backend, &creds, SystemTime::now()),
+                Ok(creds) => {
+                    prepare_upstream_request(&mut req, &s3, &backend, &creds, SystemTime::now())
+                }
                 Err(err) => Err(err),
             };
             if let Err(err) = prepared {

@@ -56,8 +56,8 @@ impl Default for UpstreamBuilder {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(5),
-            response_timeout: Some(Duration::from_secs(300)),
-            pool_idle_timeout: Duration::from_secs(60),
+            response_timeout: Some(Duration::from_mins(5)),
+            pool_idle_timeout: Duration::from_mins(1),
             pool_max_idle_per_host: 64,
             extra_roots: Vec::new(),
         }
@@ -98,9 +98,8 @@ impl UpstreamBuilder {
     /// a private CA).
     pub fn add_ca_pem_file(mut self, path: impl AsRef<Path>) -> Result<Self, ResignError> {
         let path = path.as_ref();
-        let pem = std::fs::read(path).map_err(|e| {
-            ResignError::Build(format!("reading CA file {}: {e}", path.display()))
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| ResignError::Build(format!("reading CA file {}: {e}", path.display())))?;
         let mut found = 0;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = cert.map_err(|e| {
@@ -189,10 +188,10 @@ where
             let sent = client.request(req);
             let result = match response_timeout {
                 Some(limit) => match tokio::time::timeout(limit, sent).await {
-                    Ok(result) => result.map_err(classify),
+                    Ok(result) => result.map_err(|e| classify(&e)),
                     Err(_) => Err(ResignError::Timeout),
                 },
-                None => sent.await.map_err(classify),
+                None => sent.await.map_err(|e| classify(&e)),
             };
             match result {
                 Ok(response) => {
@@ -217,7 +216,7 @@ where
     }
 }
 
-fn classify(err: hyper_util::client::legacy::Error) -> ResignError {
+fn classify(err: &hyper_util::client::legacy::Error) -> ResignError {
     if err.is_connect() {
         ResignError::Connect
     } else {
