@@ -421,3 +421,156 @@ async fn without_s3_request_layer_resign_fails_closed() {
     assert!(String::from_utf8_lossy(&body).contains("<Code>InternalError</Code>"));
     assert!(!dir.path().join("bucket").exists());
 }
+
+/// A TLS terminator in front of `backend` with a fresh self-signed certificate for
+/// `localhost`; returns its port and the certificate's PEM.
+async fn tls_front(backend: SocketAddr) -> (u16, String, tokio::task::JoinHandle<()>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut plain = tokio::net::TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, cert_pem, task)
+}
+
+#[tokio::test]
+async fn https_backend_with_private_ca_is_trusted_only_with_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = DevBackend::start(dir.path(), "K", "S").await.unwrap();
+    let (port, cert_pem, front) = tls_front(backend.addr).await;
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, cert_pem).unwrap();
+    let https_backend = || {
+        Backend::new(
+            "tls",
+            &format!("https://localhost:{port}"),
+            "us-east-1",
+            BackendAddressing::Path,
+            BackendCredentials::from_static("K", "S", None),
+        )
+        .unwrap()
+    };
+
+    // Trusting the private CA: requests go through over TLS.
+    let svc = ServiceBuilder::new()
+        .layer(S3RequestLayer::new())
+        .layer(ResignLayer::new(BackendRouter::single(https_backend())))
+        .service(
+            Upstream::builder()
+                .add_ca_pem_file(&ca_file)
+                .unwrap()
+                .build()
+                .unwrap(),
+        );
+    let req = http::Request::put("http://gw/tls-bucket")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(dir.path().join("tls-bucket").exists());
+
+    // Webpki roots only: the certificate is refused, nothing is sent, 503.
+    let svc = ServiceBuilder::new()
+        .layer(S3RequestLayer::new())
+        .layer(ResignLayer::new(BackendRouter::single(https_backend())))
+        .service(Upstream::new().unwrap());
+    let req = http::Request::put("http://gw/untrusted-bucket")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    front.abort();
+    assert_eq!(resp.status(), 503);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("<Code>ServiceUnavailable</Code>"));
+    assert!(!dir.path().join("untrusted-bucket").exists());
+}
+
+#[tokio::test]
+async fn silent_backend_is_504_gateway_timeout() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            open.push(stream);
+        }
+    });
+    let backend = Backend::new(
+        "silent",
+        &format!("http://127.0.0.1:{port}"),
+        "us-east-1",
+        BackendAddressing::Path,
+        BackendCredentials::from_static("K", "S", None),
+    )
+    .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(S3RequestLayer::new())
+        .layer(ResignLayer::new(BackendRouter::single(backend)))
+        .service(
+            Upstream::builder()
+                .response_timeout(Some(std::time::Duration::from_millis(300)))
+                .build()
+                .unwrap(),
+        );
+    let req = http::Request::get("http://gw/bucket/key")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    hold.abort();
+    assert_eq!(resp.status(), 504);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("<Code>GatewayTimeout</Code>"));
+}
+
+#[tokio::test]
+async fn resign_refuses_unknown_operations_even_when_passed_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = DevBackend::start(dir.path(), "K", "S").await.unwrap();
+    let router = BackendRouter::single(
+        Backend::new(
+            "fs",
+            &backend.endpoint,
+            "us-east-1",
+            BackendAddressing::Path,
+            BackendCredentials::from_static("K", "S", None),
+        )
+        .unwrap(),
+    );
+    let svc = ServiceBuilder::new()
+        .layer(S3RequestLayer::new().pass_unknown(true))
+        .layer(ResignLayer::new(router))
+        .service(Upstream::new().unwrap());
+    // A sub-resource this gateway does not know: a backend might act on it.
+    let req = http::Request::put("http://gw/newbucket?someFutureConfig")
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    assert_eq!(resp.status(), 501);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("<Code>NotImplemented</Code>"));
+    assert!(!dir.path().join("newbucket").exists());
+}
