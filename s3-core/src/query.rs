@@ -78,7 +78,23 @@ impl Query {
     }
 }
 
+/// Whether `raw` has a `%` that is not followed by two hex digits.
+pub(crate) fn has_malformed_escape(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
 fn decode_component(raw: &str) -> Result<String, S3Error> {
+    if has_malformed_escape(raw) {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidURI,
+            "the query string has a malformed percent-escape",
+        ));
+    }
     let plus_as_space: Cow<'_, str> = if raw.contains('+') {
         Cow::Owned(raw.replace('+', " "))
     } else {

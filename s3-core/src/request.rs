@@ -8,7 +8,7 @@ use crate::bucket::validate_bucket_name;
 use crate::classify::{Target, classify};
 use crate::error::{S3Error, S3ErrorCode};
 use crate::operation::S3Operation;
-use crate::query::Query;
+use crate::query::{Query, has_malformed_escape};
 
 /// The longest object key S3 accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
@@ -315,6 +315,8 @@ impl S3RequestParser {
             .and_then(|h| h.to_str().ok())
             .or_else(|| uri.authority().map(http::uri::Authority::as_str))?;
         let host = strip_port(host).to_ascii_lowercase();
+        // `bucket.s3.example.com.` (a fully qualified name) is the same host.
+        let host = host.strip_suffix('.').unwrap_or(&host);
         self.virtual_host_domains.iter().find_map(|domain| {
             host.strip_suffix(domain.as_str())
                 .and_then(|rest| rest.strip_suffix('.'))
@@ -333,8 +335,15 @@ fn strip_port(host: &str) -> &str {
 }
 
 /// Decodes a raw key exactly once: `%XX` escapes become bytes, `+` stays `+`, and the result
-/// must be UTF-8 of at most [`MAX_KEY_LEN`] bytes.
+/// must be UTF-8 of at most [`MAX_KEY_LEN`] bytes. A `%` not followed by two hex digits is
+/// refused (`InvalidURI`), not kept as a literal `%`.
 pub fn decode_key(raw: &str) -> Result<String, S3Error> {
+    if has_malformed_escape(raw) {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidURI,
+            "the object key has a malformed percent-escape",
+        ));
+    }
     let key = percent_decode_str(raw).decode_utf8().map_err(|_| {
         S3Error::new(
             S3ErrorCode::InvalidURI,
@@ -364,7 +373,7 @@ pub fn parse_copy_source(value: &[u8]) -> Result<CopySource, S3Error> {
     }
     let (path, version_id) = match value.split_once('?') {
         Some((path, params)) => match params.strip_prefix("versionId=") {
-            Some(v) if !v.is_empty() && !v.contains('&') => {
+            Some(v) if !v.is_empty() && !v.contains('&') && !has_malformed_escape(v) => {
                 let v = percent_decode_str(v)
                     .decode_utf8()
                     .map_err(|_| invalid("versionId is not UTF-8"))?;
@@ -382,7 +391,13 @@ pub fn parse_copy_source(value: &[u8]) -> Result<CopySource, S3Error> {
     if raw_key.is_empty() {
         return Err(invalid("empty key"));
     }
-    let key = decode_key(raw_key)?;
+    let key = decode_key(raw_key).map_err(|err| {
+        if err.code() == S3ErrorCode::KeyTooLongError {
+            err
+        } else {
+            invalid("the key is not percent-encoded UTF-8")
+        }
+    })?;
     Ok(CopySource {
         bucket: bucket.to_owned(),
         key,
