@@ -1,0 +1,592 @@
+//! Shared helpers for the end-to-end tests: child processes that die with the test, free ports,
+//! readiness polling, a moto server, the gateway example, a small HTTP client and the Python
+//! clients of `.tools/venv`.
+//!
+//! The tools come from `cargo xtask test`, which installs them into `.tools/` and sets
+//! `S3_TOWER_TOOLS` and `S3_TOWER_GATEWAY_BIN`. Nothing is skipped silently: a missing tool is
+//! a panic that says how to get it.
+
+// Each test crate uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tempfile::TempDir;
+
+/// How to get the tools when they are missing.
+const HOW_TO_GET_TOOLS: &str = "run the end-to-end tests with `cargo xtask test`, which \
+     installs the tools into .tools/ and sets S3_TOWER_TOOLS and S3_TOWER_GATEWAY_BIN \
+     (or run `cargo xtask tools` and set them yourself)";
+
+/// How long a server may take to become ready.
+pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `.tools` directory of `cargo xtask tools`.
+pub(crate) fn tools_dir() -> PathBuf {
+    let dir = std::env::var_os("S3_TOWER_TOOLS").map_or_else(
+        || panic!("S3_TOWER_TOOLS is not set: {HOW_TO_GET_TOOLS}"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("venv").join("bin").is_dir(),
+        "S3_TOWER_TOOLS={} holds no venv/bin: {HOW_TO_GET_TOOLS}",
+        dir.display()
+    );
+    dir
+}
+
+/// An executable of the tools' Python venv (`python`, `aws`, `moto_server`, ...).
+pub(crate) fn venv_bin(name: &str) -> PathBuf {
+    let path = tools_dir().join("venv").join("bin").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: {HOW_TO_GET_TOOLS}",
+        path.display()
+    );
+    path
+}
+
+/// The gateway example's binary.
+pub(crate) fn gateway_bin() -> PathBuf {
+    let path = std::env::var_os("S3_TOWER_GATEWAY_BIN").map_or_else(
+        || panic!("S3_TOWER_GATEWAY_BIN is not set: {HOW_TO_GET_TOOLS}"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "S3_TOWER_GATEWAY_BIN={} does not exist: {HOW_TO_GET_TOOLS}",
+        path.display()
+    );
+    path
+}
+
+/// A `tests/clients/<name>` Python client script.
+pub(crate) fn client_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clients")
+        .join(name)
+}
+
+/// A port that was free a moment ago (the OS picks it; the listener is closed again).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// A local port on which connections are refused for as long as the returned socket lives:
+/// the socket is bound (so no other test can take the port) but never listens.
+pub(crate) fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("create a socket");
+    socket
+        .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .expect("bind a socket");
+    let port = socket.local_addr().expect("local address").port();
+    (socket, port)
+}
+
+/// Polls `ready` every 100 ms until it is true; panics after `timeout` naming `what`.
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} not ready after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process that is killed when the guard drops. Its output goes to a log file, which
+/// is printed when the test is failing, so a failed test shows what the server said.
+pub(crate) struct ChildGuard {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    /// Spawns `cmd` with stdout and stderr appended to `log`.
+    pub(crate) fn spawn(name: &str, mut cmd: Command, log: &Path) -> Self {
+        let out = File::create(log).expect("create a log file");
+        let err = out.try_clone().expect("clone the log file handle");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {name} ({}): {e}", cmd.get_program().display())
+        });
+        Self {
+            name: name.to_owned(),
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// `Some(status)` when the process has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("poll a child process")
+    }
+
+    /// The log written so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- log of {} (pid {}) -----\n{}\n----- end of log of {} -----",
+                self.name,
+                self.child.id(),
+                tail(&self.log(), 200),
+                self.name
+            );
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Starts a server on fresh ports until it gets ready: `start` spawns it for a port pair and
+/// `ready` probes it. A server that exits while starting (e.g. its port was taken by a
+/// parallel test in the meantime) is retried on other ports, up to three times.
+fn start_with_retries(
+    what: &str,
+    mut start: impl FnMut(u16, u16) -> ChildGuard,
+    ready: impl Fn(u16, u16) -> bool,
+) -> (ChildGuard, u16, u16) {
+    let mut last_log = String::new();
+    for _attempt in 0..3 {
+        let (port, port2) = (free_port(), free_port());
+        let mut child = start(port, port2);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = child.exited() {
+                last_log = format!("{what} exited while starting ({status}):\n{}", child.log());
+                break;
+            }
+            if ready(port, port2) {
+                return (child, port, port2);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} not ready after {STARTUP_TIMEOUT:?}; its log:\n{}",
+                tail(&child.log(), 200)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("{what} did not start:\n{last_log}");
+}
+
+/// A moto S3 server (`moto_server -H 127.0.0.1 -p PORT`) in its own temporary directory.
+pub(crate) struct Moto {
+    /// The port it listens on.
+    pub(crate) port: u16,
+    _child: ChildGuard,
+    _dir: TempDir,
+}
+
+impl Moto {
+    /// Starts moto and waits until it answers `GET /`.
+    pub(crate) fn start() -> Self {
+        let bin = venv_bin("moto_server");
+        let dir = tempfile::tempdir().expect("create a temp dir for moto");
+        let (child, port, _) = start_with_retries(
+            "moto_server",
+            |port, _| {
+                let mut cmd = Command::new(&bin);
+                cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    // Its recorder writes into the working directory.
+                    .current_dir(dir.path())
+                    .env("MOTO_RECORDER_FILEPATH", dir.path().join("moto_recording"));
+                ChildGuard::spawn("moto_server", cmd, &dir.path().join("moto.log"))
+            },
+            |port, _| {
+                http_request(local(port), "GET", "/", &[], Vec::new())
+                    .is_ok_and(|r| r.status == 200)
+            },
+        );
+        Self {
+            port,
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The socket address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        local(self.port)
+    }
+
+    /// Clears moto's request recording and starts recording every request it serves.
+    pub(crate) fn start_recording(&self) {
+        for path in [
+            "/moto-api/recorder/reset-recording",
+            "/moto-api/recorder/start-recording",
+        ] {
+            let resp = http_request(self.addr(), "POST", path, &[], Vec::new())
+                .unwrap_or_else(|e| panic!("POST {path} to moto: {e}"));
+            assert_eq!(resp.status, 200, "POST {path} to moto: {}", resp.text());
+        }
+    }
+
+    /// The requests moto recorded since [`Moto::start_recording`], one JSON object each, and
+    /// stops recording.
+    pub(crate) fn recorded_requests(&self) -> Vec<serde_json::Value> {
+        let resp = http_request(
+            self.addr(),
+            "GET",
+            "/moto-api/recorder/download-recording",
+            &[],
+            Vec::new(),
+        )
+        .expect("download moto's recording");
+        assert_eq!(resp.status, 200, "download moto's recording");
+        let stop = http_request(
+            self.addr(),
+            "POST",
+            "/moto-api/recorder/stop-recording",
+            &[],
+            Vec::new(),
+        )
+        .expect("stop moto's recording");
+        assert_eq!(stop.status, 200, "stop moto's recording");
+        resp.text()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a recorded request is JSON"))
+            .collect()
+    }
+}
+
+/// The gateway's configuration for a test (rendered to TOML).
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayConfig {
+    /// The one backend's endpoint, e.g. moto's.
+    pub(crate) backend_endpoint: String,
+    /// `auth.allow_anonymous`.
+    pub(crate) allow_anonymous: bool,
+    /// `server.virtual_host_domains`.
+    pub(crate) virtual_host_domains: Vec<String>,
+    /// Wait for `/readyz` (true) or only `/healthz` (false, for a gateway whose backend is
+    /// down on purpose and that may therefore never report ready).
+    pub(crate) wait_for_readyz: bool,
+}
+
+impl GatewayConfig {
+    /// An anonymous gateway in front of `backend_endpoint`, path-style only.
+    pub(crate) fn anonymous(backend_endpoint: impl Into<String>) -> Self {
+        Self {
+            backend_endpoint: backend_endpoint.into(),
+            allow_anonymous: true,
+            virtual_host_domains: Vec::new(),
+            wait_for_readyz: true,
+        }
+    }
+
+    fn to_toml(&self, listen: SocketAddr, admin: SocketAddr, data_dir: &Path) -> String {
+        let domains = self
+            .virtual_host_domains
+            .iter()
+            .map(|d| toml_str(d))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut t = String::new();
+        let _ = write!(
+            t,
+            r#"[server]
+listen = {listen}
+admin_listen = {admin}
+data_dir = {data_dir}
+virtual_host_domains = [{domains}]
+
+[auth]
+allow_anonymous = {anonymous}
+
+[routing]
+default_backend = "main"
+
+[[backends]]
+name = "main"
+endpoint = {endpoint}
+region = "us-east-1"
+addressing = "path"
+buckets = []
+
+[backends.credentials]
+source = "static"
+access_key_id = "test"
+secret_access_key = "test"
+"#,
+            listen = toml_str(&listen.to_string()),
+            admin = toml_str(&admin.to_string()),
+            data_dir = toml_str(&data_dir.to_string_lossy()),
+            anonymous = self.allow_anonymous,
+            endpoint = toml_str(&self.backend_endpoint),
+        );
+        t
+    }
+}
+
+/// A TOML basic string.
+fn toml_str(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// The gateway example, started with a config file in a temporary directory.
+pub(crate) struct Gateway {
+    /// The S3 port.
+    pub(crate) port: u16,
+    /// The admin port (`/healthz`, `/readyz`, `/metrics`).
+    pub(crate) admin_port: u16,
+    child: ChildGuard,
+    _dir: TempDir,
+}
+
+impl Gateway {
+    /// Writes the config, starts the gateway and waits until it reports ready.
+    pub(crate) fn start(config: &GatewayConfig) -> Self {
+        let bin = gateway_bin();
+        let dir = tempfile::tempdir().expect("create a temp dir for the gateway");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create the gateway's data dir");
+        let config_path = dir.path().join("gateway.toml");
+        let probe = if config.wait_for_readyz {
+            "/readyz"
+        } else {
+            "/healthz"
+        };
+        let (child, port, admin_port) = start_with_retries(
+            "gateway",
+            |port, admin_port| {
+                std::fs::write(
+                    &config_path,
+                    config.to_toml(local(port), local(admin_port), &data_dir),
+                )
+                .expect("write the gateway config");
+                let mut cmd = Command::new(&bin);
+                cmd.arg("--config")
+                    .arg(&config_path)
+                    .current_dir(dir.path())
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+                    );
+                ChildGuard::spawn("gateway", cmd, &dir.path().join("gateway.log"))
+            },
+            |_, admin_port| {
+                http_request(local(admin_port), "GET", probe, &[], Vec::new())
+                    .is_ok_and(|r| r.status == 200)
+            },
+        );
+        Self {
+            port,
+            admin_port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The S3 socket address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        local(self.port)
+    }
+
+    /// The gateway's log so far.
+    pub(crate) fn log(&self) -> String {
+        self.child.log()
+    }
+}
+
+/// `127.0.0.1:port`.
+pub(crate) fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// A response of [`http_request`].
+#[derive(Debug)]
+pub(crate) struct HttpResponse {
+    /// The status code.
+    pub(crate) status: u16,
+    /// The headers.
+    pub(crate) headers: http::HeaderMap,
+    /// The whole body.
+    pub(crate) body: Bytes,
+}
+
+impl HttpResponse {
+    /// The body as (lossy) UTF-8.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `<Code>` of an S3 XML error body.
+    pub(crate) fn s3_error_code(&self) -> Option<String> {
+        let text = self.text();
+        let start = text.find("<Code>")? + "<Code>".len();
+        let end = start + text[start..].find("</Code>")?;
+        Some(text[start..end].to_owned())
+    }
+}
+
+/// Sends one HTTP/1.1 request over a new connection, exactly as given: `target` is sent as the
+/// request target unmodified (so malformed escapes reach the server), and `Host` is
+/// `addr` unless `headers` names one. Times out after 60 s.
+pub(crate) fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<HttpResponse, String> {
+    let mut builder = http::Request::builder()
+        .method(http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?)
+        .uri(target);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        builder = builder.header(http::header::HOST, addr.to_string());
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("invalid request {method} {target}: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect to {addr}: {e}"))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
+            tokio::spawn(conn);
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| format!("{method} {target} to {addr}: {e}"))?;
+            let (parts, body) = response.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| format!("read the body of {method} {target}: {e}"))?
+                .to_bytes();
+            Ok(HttpResponse {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(Duration::from_mins(1), exchange)
+            .await
+            .map_err(|_| format!("{method} {target} to {addr} timed out"))?
+    })
+}
+
+/// Runs a command to completion, with its output captured.
+pub(crate) fn run_captured(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", cmd.get_program().display()))
+}
+
+/// Panics with the command's output unless it exited 0; returns its stdout.
+pub(crate) fn assert_success(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}).\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// A Python command of the tools' venv running `tests/clients/<script>`.
+pub(crate) fn python_client(script: &str) -> Command {
+    let mut cmd = Command::new(venv_bin("python"));
+    cmd.arg(client_script(script))
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    isolate_aws_env(&mut cmd);
+    cmd
+}
+
+/// Keeps the AWS clients away from the user's AWS configuration and from instance metadata.
+pub(crate) fn isolate_aws_env(cmd: &mut Command) {
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("NO_PROXY", "*");
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so big objects do not compress or repeat.
+pub(crate) fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
