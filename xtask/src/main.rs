@@ -197,7 +197,9 @@ impl Repo {
         self.install_tools(false)?;
 
         eprintln!("xtask: building the gateway example");
-        run(self.cargo().args(["build", "--example", "gateway", "--all-features"]))?;
+        run(self
+            .cargo()
+            .args(["build", "--example", "gateway", "--all-features"]))?;
         let gateway = self
             .target_dir()?
             .join("debug")
