@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install the test tools into <repo>/.tools/ (a Python venv with pinned clients).
+    /// Install the test tools into `<repo>/.tools/` (a Python venv with pinned clients).
     Tools {
         /// Rebuild the venv even when it is up to date.
         #[arg(long)]
