@@ -44,6 +44,43 @@ impl Drop for Gateway {
     }
 }
 
+/// A path-style backend at `endpoint`, signing with `ak`/`sk` for `us-east-1`.
+fn path_backend(name: &str, endpoint: &str, ak: &str, sk: &str) -> Backend {
+    Backend::new(
+        name,
+        endpoint,
+        "us-east-1",
+        BackendAddressing::Path,
+        BackendCredentials::from_static(ak, sk, None),
+    )
+    .unwrap()
+}
+
+/// The stack under test, called in process: S3RequestLayer + ResignLayer + `upstream`.
+async fn call_stack(
+    parse: S3RequestLayer,
+    router: BackendRouter,
+    upstream: Upstream,
+    req: http::Request<http_body_util::Full<Bytes>>,
+) -> (u16, String) {
+    let svc = ServiceBuilder::new()
+        .layer(parse)
+        .layer(ResignLayer::new(router))
+        .service(upstream);
+    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn empty_request(method: http::Method, uri: &str) -> http::Request<http_body_util::Full<Bytes>> {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .unwrap()
+}
+
 async fn serve(router: BackendRouter) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let svc = ServiceBuilder::new()
         .layer(S3RequestLayer::new())
@@ -70,16 +107,12 @@ async fn gateway() -> Gateway {
     let backend = DevBackend::start(dir.path(), "BACKENDKEY", "backend-secret")
         .await
         .unwrap();
-    let router = BackendRouter::single(
-        Backend::new(
-            "fs",
-            &backend.endpoint,
-            "us-east-1",
-            BackendAddressing::Path,
-            BackendCredentials::from_static("BACKENDKEY", "backend-secret", None),
-        )
-        .unwrap(),
-    );
+    let router = BackendRouter::single(path_backend(
+        "fs",
+        &backend.endpoint,
+        "BACKENDKEY",
+        "backend-secret",
+    ));
     let (addr, task) = serve(router).await;
     Gateway {
         addr,
@@ -340,16 +373,12 @@ async fn backend_down_is_503_service_unavailable() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let router = BackendRouter::single(
-        Backend::new(
-            "down",
-            &format!("http://127.0.0.1:{port}"),
-            "us-east-1",
-            BackendAddressing::Path,
-            BackendCredentials::from_static("a", "b", None),
-        )
-        .unwrap(),
-    );
+    let router = BackendRouter::single(path_backend(
+        "down",
+        &format!("http://127.0.0.1:{port}"),
+        "a",
+        "b",
+    ));
     let (addr, task) = serve(router).await;
     let (status, body) = raw_get(&format!("http://{addr}/bucket/key")).await;
     task.abort();
@@ -361,16 +390,7 @@ async fn backend_down_is_503_service_unavailable() {
 async fn unrouted_bucket_is_404_no_such_bucket_and_never_forwarded() {
     let dir = tempfile::tempdir().unwrap();
     let backend = DevBackend::start(dir.path(), "K", "S").await.unwrap();
-    let only = Arc::new(
-        Backend::new(
-            "fs",
-            &backend.endpoint,
-            "us-east-1",
-            BackendAddressing::Path,
-            BackendCredentials::from_static("K", "S", None),
-        )
-        .unwrap(),
-    );
+    let only = Arc::new(path_backend("fs", &backend.endpoint, "K", "S"));
     let router = BackendRouter::new().route(BucketPattern::new("allowed-*").unwrap(), only);
     let (addr, task) = serve(router).await;
     let s3 = client(addr);
@@ -399,22 +419,11 @@ async fn unrouted_bucket_is_404_no_such_bucket_and_never_forwarded() {
 async fn without_s3_request_layer_resign_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
     let backend = DevBackend::start(dir.path(), "K", "S").await.unwrap();
-    let router = BackendRouter::single(
-        Backend::new(
-            "fs",
-            &backend.endpoint,
-            "us-east-1",
-            BackendAddressing::Path,
-            BackendCredentials::from_static("K", "S", None),
-        )
-        .unwrap(),
-    );
+    let router = BackendRouter::single(path_backend("fs", &backend.endpoint, "K", "S"));
     let svc = ServiceBuilder::new()
         .layer(ResignLayer::new(router))
         .service(Upstream::new().unwrap());
-    let req = http::Request::put("http://gw/bucket")
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
+    let req = empty_request(http::Method::PUT, "http://gw/bucket");
     let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -462,48 +471,32 @@ async fn https_backend_with_private_ca_is_trusted_only_with_its_ca_file() {
     let (port, cert_pem, front) = tls_front(backend.addr).await;
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, cert_pem).unwrap();
-    let https_backend = || {
-        Backend::new(
-            "tls",
-            &format!("https://localhost:{port}"),
-            "us-east-1",
-            BackendAddressing::Path,
-            BackendCredentials::from_static("K", "S", None),
-        )
-        .unwrap()
-    };
+    let endpoint = format!("https://localhost:{port}");
+    let router = || BackendRouter::single(path_backend("tls", &endpoint, "K", "S"));
 
     // Trusting the private CA: requests go through over TLS.
-    let svc = ServiceBuilder::new()
-        .layer(S3RequestLayer::new())
-        .layer(ResignLayer::new(BackendRouter::single(https_backend())))
-        .service(
-            Upstream::builder()
-                .add_ca_pem_file(&ca_file)
-                .unwrap()
-                .build()
-                .unwrap(),
-        );
-    let req = http::Request::put("http://gw/tls-bucket")
-        .body(http_body_util::Full::new(Bytes::new()))
+    let trusting = Upstream::builder()
+        .add_ca_pem_file(&ca_file)
+        .unwrap()
+        .build()
         .unwrap();
-    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
-    assert_eq!(resp.status(), 200);
+    let req = empty_request(http::Method::PUT, "http://gw/tls-bucket");
+    let (status, body) = call_stack(S3RequestLayer::new(), router(), trusting, req).await;
+    assert_eq!(status, 200, "{body}");
     assert!(dir.path().join("tls-bucket").exists());
 
     // Webpki roots only: the certificate is refused, nothing is sent, 503.
-    let svc = ServiceBuilder::new()
-        .layer(S3RequestLayer::new())
-        .layer(ResignLayer::new(BackendRouter::single(https_backend())))
-        .service(Upstream::new().unwrap());
-    let req = http::Request::put("http://gw/untrusted-bucket")
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
-    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    let req = empty_request(http::Method::PUT, "http://gw/untrusted-bucket");
+    let (status, body) = call_stack(
+        S3RequestLayer::new(),
+        router(),
+        Upstream::new().unwrap(),
+        req,
+    )
+    .await;
     front.abort();
-    assert_eq!(resp.status(), 503);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("<Code>ServiceUnavailable</Code>"));
+    assert_eq!(status, 503);
+    assert!(body.contains("<Code>ServiceUnavailable</Code>"), "{body}");
     assert!(!dir.path().join("untrusted-bucket").exists());
 }
 
@@ -519,58 +512,29 @@ async fn silent_backend_is_504_gateway_timeout() {
             open.push(stream);
         }
     });
-    let backend = Backend::new(
-        "silent",
-        &format!("http://127.0.0.1:{port}"),
-        "us-east-1",
-        BackendAddressing::Path,
-        BackendCredentials::from_static("K", "S", None),
-    )
-    .unwrap();
-    let svc = ServiceBuilder::new()
-        .layer(S3RequestLayer::new())
-        .layer(ResignLayer::new(BackendRouter::single(backend)))
-        .service(
-            Upstream::builder()
-                .response_timeout(Some(std::time::Duration::from_millis(300)))
-                .build()
-                .unwrap(),
-        );
-    let req = http::Request::get("http://gw/bucket/key")
-        .body(http_body_util::Full::new(Bytes::new()))
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let router = BackendRouter::single(path_backend("silent", &endpoint, "K", "S"));
+    let upstream = Upstream::builder()
+        .response_timeout(Some(std::time::Duration::from_millis(300)))
+        .build()
         .unwrap();
-    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    let req = empty_request(http::Method::GET, "http://gw/bucket/key");
+    let (status, body) = call_stack(S3RequestLayer::new(), router, upstream, req).await;
     hold.abort();
-    assert_eq!(resp.status(), 504);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("<Code>GatewayTimeout</Code>"));
+    assert_eq!(status, 504);
+    assert!(body.contains("<Code>GatewayTimeout</Code>"), "{body}");
 }
 
 #[tokio::test]
 async fn resign_refuses_unknown_operations_even_when_passed_through() {
     let dir = tempfile::tempdir().unwrap();
     let backend = DevBackend::start(dir.path(), "K", "S").await.unwrap();
-    let router = BackendRouter::single(
-        Backend::new(
-            "fs",
-            &backend.endpoint,
-            "us-east-1",
-            BackendAddressing::Path,
-            BackendCredentials::from_static("K", "S", None),
-        )
-        .unwrap(),
-    );
-    let svc = ServiceBuilder::new()
-        .layer(S3RequestLayer::new().pass_unknown(true))
-        .layer(ResignLayer::new(router))
-        .service(Upstream::new().unwrap());
+    let router = BackendRouter::single(path_backend("fs", &backend.endpoint, "K", "S"));
     // A sub-resource this gateway does not know: a backend might act on it.
-    let req = http::Request::put("http://gw/newbucket?someFutureConfig")
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap();
-    let resp = tower::ServiceExt::oneshot(svc, req).await.unwrap();
-    assert_eq!(resp.status(), 501);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    assert!(String::from_utf8_lossy(&body).contains("<Code>NotImplemented</Code>"));
+    let req = empty_request(http::Method::PUT, "http://gw/newbucket?someFutureConfig");
+    let parse = S3RequestLayer::new().pass_unknown(true);
+    let (status, body) = call_stack(parse, router, Upstream::new().unwrap(), req).await;
+    assert_eq!(status, 501);
+    assert!(body.contains("<Code>NotImplemented</Code>"), "{body}");
     assert!(!dir.path().join("newbucket").exists());
 }
