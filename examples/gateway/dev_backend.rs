@@ -54,6 +54,9 @@ impl DevBackend {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // s3s-fs writes bodies in small pieces: without nodelay each waits for
+                // delayed ACKs (40 ms stalls).
+                let _ = stream.set_nodelay(true);
                 let service = service.clone();
                 tokio::spawn(async move {
                     let _ = ConnBuilder::new(TokioExecutor::new())

@@ -241,6 +241,7 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     Ok(())
 }
 
+#[cfg_attr(not(feature = "aws-config"), allow(clippy::unused_async))]
 async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendRouter, BoxError> {
     let mut router = BackendRouter::new();
     let mut default = None;
