@@ -727,6 +727,14 @@ fn sigterm_lets_an_in_flight_download_finish_then_exits_0() {
         "the gateway exited with a download in flight:\n{}",
         gateway.child.log()
     );
+    // New connections are refused while draining, not accepted and left hanging.
+    let refused =
+        std::net::TcpStream::connect_timeout(&local(gateway.port), Duration::from_secs(2));
+    assert_eq!(
+        refused.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "a new connection during the drain was not refused"
+    );
 
     let out = download.out.clone();
     let (status, stdout, stderr) = download.finish();
@@ -1060,7 +1068,7 @@ fn backend_credentials_from_custom_environment_variables() {
     assert_eq!(
         shapes,
         [
-            "PUT /e2e-creds-env/",
+            "PUT /e2e-creds-env",
             "PUT /e2e-creds-env/key",
             "GET /e2e-creds-env/key"
         ],
@@ -1151,7 +1159,7 @@ fn aws_default_chain_without_credentials_is_service_unavailable() {
 /// `source = "env"` whose variable is not set: exit 1 naming the variable (first the access
 /// key's, then, with that one set, the secret's).
 #[test]
-fn missing_credentials_variable_is_fatal_and_named() {
+fn missing_or_empty_credentials_variable_is_fatal_and_named() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("gateway.toml");
     std::fs::write(
@@ -1180,6 +1188,19 @@ fn missing_credentials_variable_is_fatal_and_named() {
     assert!(
         stderr.contains("environment variable E2E_GW_MISSING_SK is not set"),
         "stderr does not name the missing variable:\n{stderr}"
+    );
+
+    // Set but empty is as fatal as missing: never sign with an empty key.
+    let mut cmd = gateway_command(dir.path());
+    cmd.arg("--config")
+        .arg(&path)
+        .env("E2E_GW_MISSING_AK", "GWKEY")
+        .env("E2E_GW_MISSING_SK", "");
+    let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
+    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("environment variable E2E_GW_MISSING_SK is empty"),
+        "stderr does not name the empty variable:\n{stderr}"
     );
 }
 
@@ -1235,10 +1256,10 @@ fn client_credentials_never_reach_the_backend() {
     assert_eq!(
         shapes,
         [
-            "PUT /e2e-client-creds/",
+            "PUT /e2e-client-creds",
             "PUT /e2e-client-creds/k.bin",
             "GET /e2e-client-creds/k.bin",
-            "GET /e2e-client-creds/",
+            "GET /e2e-client-creds",
             "HEAD /e2e-client-creds/k.bin",
             "GET /",
             "GET /e2e-client-creds/k.bin",
@@ -1321,7 +1342,7 @@ fn metrics_count_requests_by_operation_and_status() {
             1.0,
         ),
         (
-            "s3_tower_requests_total{operation=\"Invalid\",status=\"501\"}",
+            "s3_tower_requests_total{operation=\"Unknown\",status=\"501\"}",
             2.0,
         ),
         (
@@ -1445,6 +1466,22 @@ fn s3cmd_and_minio_work_through_the_gateway() {
         std::fs::read(&down).expect("read s3cmd.down") == body,
         "s3cmd (SigV2) get returned other bytes"
     );
+    // s3cmd's presigned URLs are SigV2 (`AWSAccessKeyId`, `Expires`, `Signature`): stripped and
+    // re-signed like SigV4 presigned URLs.
+    let url = s3cmd(&config, &["signurl", "s3://e2e-s3cmd/v2.txt", "+600"]);
+    let target = url
+        .trim()
+        .split_once(&host)
+        .map(|(_, target)| target.to_owned())
+        .unwrap_or_else(|| panic!("s3cmd signurl printed no URL on {host}: {url}"));
+    assert!(target.contains("AWSAccessKeyId="), "{target}");
+    let got = http_request(local(gateway.port), "GET", &target, &[], Vec::new())
+        .expect("GET the SigV2 presigned URL");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert!(
+        got.body == body,
+        "the SigV2 presigned GET returned other bytes"
+    );
     std::fs::write(&config, s3cfg(false)).expect("write s3cfg");
     s3cmd(&config, &["del", "s3://e2e-s3cmd/v2.txt"]);
     let out = s3cmd(&config, &["del", "s3://e2e-s3cmd/dir/s3cmd.txt"]);
@@ -1494,7 +1531,10 @@ fn s3cmd_and_minio_work_through_the_gateway() {
     let text = metrics.text();
     let refused: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("s3_tower_requests_total{operation=\"Invalid\""))
+        .filter(|l| {
+            l.starts_with("s3_tower_requests_total{operation=\"Invalid\"")
+                || l.starts_with("s3_tower_requests_total{operation=\"Unknown\"")
+        })
         .collect();
     assert!(
         refused.is_empty(),

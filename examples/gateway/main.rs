@@ -33,7 +33,7 @@ use s3_tower::resign::{
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, CredentialsConfig, LogFormat};
@@ -66,7 +66,17 @@ struct Cli {
     dev: bool,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("gateway: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> Result<(), BoxError> {
     let cli = Cli::parse();
     let mut cfg = config::load(cli.config.as_deref())?;
     if let Some(listen) = cli.listen {
@@ -145,13 +155,21 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
             req.extensions_mut().insert(RequestId::random());
             req
         })
-        .layer(TraceLayer::new_for_http().make_span_with(
-            // Method and path only: the query of a presigned URL holds its signature.
-            |req: &http::Request<_>| {
-                let id = req.extensions().get::<RequestId>().map(RequestId::as_str);
-                tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
-            },
-        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(
+                    // Method and path only: the query of a presigned URL holds its signature.
+                    |req: &http::Request<_>| {
+                        let id = req.extensions().get::<RequestId>().map(RequestId::as_str);
+                        tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+                    },
+                )
+                // One access-log line per request; refusals are the client's doing, not
+                // errors of the gateway (failures stay at debug so clients cannot flood the log).
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .layer(S3RequestLayer::with_parser(parser))
         .layer(anonymous::AnonymousLayer {
             allow: cfg.auth.allow_anonymous,
@@ -228,6 +246,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         });
     }
 
+    // Closed now, so new connections are refused during the drain rather than left hanging.
+    drop(listener);
     tracing::info!("shutting down: no new connections, waiting for open ones");
     ready.store(false, Ordering::Release);
     tokio::select! {
@@ -243,6 +263,11 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
 
 #[cfg_attr(not(feature = "aws-config"), allow(clippy::unused_async))]
 async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendRouter, BoxError> {
+    if let Some(name) = &cfg.routing.default_backend
+        && !cfg.backends.iter().any(|b| &b.name == name)
+    {
+        return Err(format!("routing.default_backend = {name:?} names no backend").into());
+    }
     let mut router = BackendRouter::new();
     let mut default = None;
     for b in &cfg.backends {
@@ -251,11 +276,20 @@ async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendR
                 access_key_id,
                 secret_access_key,
                 session_token,
-            } => BackendCredentials::from_static(
-                access_key_id.clone(),
-                secret_access_key.clone(),
-                session_token.clone(),
-            ),
+            } => {
+                if access_key_id.is_empty() || secret_access_key.is_empty() {
+                    return Err(format!(
+                        "backend {}: static credentials need a non-empty access_key_id and secret_access_key",
+                        b.name
+                    )
+                    .into());
+                }
+                BackendCredentials::from_static(
+                    access_key_id.clone(),
+                    secret_access_key.clone(),
+                    session_token.clone(),
+                )
+            }
             CredentialsConfig::Env {
                 access_key_id_env,
                 secret_access_key_env,
@@ -294,9 +328,7 @@ async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendR
     }
     match (&cfg.routing.default_backend, default, dev) {
         (Some(_), Some(backend), _) => router = router.default_backend(backend),
-        (Some(name), None, _) => {
-            return Err(format!("routing.default_backend = {name:?} names no backend").into());
-        }
+        (Some(_), None, _) => unreachable!("checked above"),
         (None, None, Some(dev)) => {
             let backend = Backend::new(
                 "dev",

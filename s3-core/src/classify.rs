@@ -43,9 +43,14 @@ impl Classified {
     }
 }
 
-/// Query parameters of SigV4 presigned URLs; accepted on every operation (the
-/// authentication layer checks them, the re-signing layer strips them).
+/// Query parameters of presigned URLs — SigV4, and the legacy SigV2 form
+/// (`AWSAccessKeyId`, `Expires`, `Signature`) that s3cmd and old SDKs still produce — accepted
+/// on every operation: the authentication layer checks (or refuses) them, the re-signing
+/// layer strips them.
 pub const PRESIGN_PARAMS: &[&str] = &[
+    "AWSAccessKeyId",
+    "Expires",
+    "Signature",
     "X-Amz-Algorithm",
     "X-Amz-Credential",
     "X-Amz-Date",
@@ -502,4 +507,27 @@ fn op_subresource_is(op: S3Operation, name: &str) -> bool {
         _ => &[],
     };
     expected.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(method: &Method, target: Target, query: &str) -> S3Operation {
+        classify(method, target, &Query::parse(query).unwrap(), &HeaderMap::new()).operation
+    }
+
+    #[test]
+    fn presign_parameters_of_both_signature_versions_are_accepted() {
+        let v4 = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=k&X-Amz-Date=d\
+                  &X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=s";
+        assert_eq!(op(&Method::GET, Target::Object, v4), S3Operation::GetObject);
+        let v2 = "AWSAccessKeyId=k&Expires=1795700000&Signature=s";
+        assert_eq!(op(&Method::GET, Target::Object, v2), S3Operation::GetObject);
+        // Not a presign parameter: refused.
+        assert_eq!(
+            op(&Method::GET, Target::Object, "AWSAccessKey=k"),
+            S3Operation::Unknown
+        );
+    }
 }

@@ -22,7 +22,8 @@ use crate::request_id::{REQUEST_ID_HEADER, RequestId};
 /// unrecognised requests itself with an S3 XML error (`InvalidURI`, `InvalidBucketName`,
 /// `InvalidArgument`, `NotImplemented`...). Every response gets an `x-amz-request-id`, and
 /// the responses of parsed requests carry their [`S3Operation`] in their extensions (for
-/// metrics and access logs outside this layer).
+/// metrics and access logs outside this layer) — [`S3Operation::Unknown`] for refused
+/// unknown operations, nothing for requests that could not be parsed at all.
 ///
 /// The response body type must be constructible from [`Bytes`] (as `axum::body::Body`,
 /// `http_body_util::Full<Bytes>` and the s3-tower bodies are) so the layer can answer
@@ -164,13 +165,15 @@ where
                 .as_deref()
                 .unwrap_or("unrecognised request");
             tracing::debug!(request_id = %request_id, reason, "unknown S3 operation refused");
-            return refuse(
+            let mut refused = refuse(
                 S3Error::new(
                     S3ErrorCode::NotImplemented,
                     format!("This request is not a supported S3 operation: {reason}"),
                 )
                 .with_resource(parsed.resource_path()),
             );
+            refused.set_operation(S3Operation::Unknown);
+            return refused;
         }
         let operation = parsed.operation;
         req.extensions_mut().insert(parsed);
@@ -206,6 +209,16 @@ impl<F, B> ResponseFuture<F, B> {
             kind: Kind::Error {
                 response: Some(response),
             },
+        }
+    }
+
+    /// Marks a refusal with the operation it was classified as (for metrics outside).
+    fn set_operation(&mut self, operation: S3Operation) {
+        if let Kind::Error {
+            response: Some(response),
+        } = &mut self.kind
+        {
+            response.extensions_mut().insert(operation);
         }
     }
 }

@@ -61,10 +61,14 @@ impl BackendCredentials {
         secret_access_key_var: &str,
         session_token_var: Option<&str>,
     ) -> Result<Self, ResignError> {
-        let read = |name: &str| {
-            std::env::var(name).map_err(|_| {
-                ResignError::Credentials(format!("environment variable {name} is not set"))
-            })
+        let read = |name: &str| match std::env::var(name) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            Ok(_) => Err(ResignError::Credentials(format!(
+                "environment variable {name} is empty"
+            ))),
+            Err(_) => Err(ResignError::Credentials(format!(
+                "environment variable {name} is not set"
+            ))),
         };
         let token = match session_token_var {
             Some(name) => std::env::var(name).ok().filter(|t| !t.is_empty()),

@@ -119,9 +119,15 @@ pub(crate) fn upstream_uri(s3: &S3Request, backend: &Backend) -> Result<Uri, Res
         }
         (None, _) => authority.to_string(),
     };
-    path.push('/');
-    if let Some(key) = &s3.key {
-        path.extend(utf8_percent_encode(key, AWS_PATH));
+    // `/bucket/key`, `/bucket` (path style, bucket operations), `/` (service, or the bucket
+    // itself in virtual-hosted style).
+    match &s3.key {
+        Some(key) => {
+            path.push('/');
+            path.extend(utf8_percent_encode(key, AWS_PATH));
+        }
+        None if s3.bucket.is_some() && backend.addressing() == BackendAddressing::Path => {}
+        None => path.push('/'),
     }
 
     let mut query = String::new();
@@ -278,6 +284,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(uri.to_string(), "http://bucket.s3.local:9000/k?uploads");
+    }
+
+    #[test]
+    fn bucket_and_service_operations_address_the_bucket_or_root() {
+        let list = Request::get("http://gw/bucket?list-type=2").body(()).unwrap();
+        let virt = backend(BackendAddressing::Virtual, "http://s3.local:9000");
+        assert_eq!(
+            upstream_uri(&parse(&list), &virt).unwrap().to_string(),
+            "http://bucket.s3.local:9000/?list-type=2"
+        );
+        let path = backend(BackendAddressing::Path, "http://s3.local:9000/base");
+        assert_eq!(
+            upstream_uri(&parse(&list), &path).unwrap().to_string(),
+            "http://s3.local:9000/base/bucket?list-type=2"
+        );
+        let root = Request::get("http://gw/").body(()).unwrap();
+        assert_eq!(
+            upstream_uri(&parse(&root), &path).unwrap().to_string(),
+            "http://s3.local:9000/base/"
+        );
+    }
+
+    #[test]
+    fn sigv2_presign_parameters_are_dropped() {
+        let req = Request::get(
+            "http://gw/bkt/f.txt?AWSAccessKeyId=K&Expires=1795700000&Signature=abc%3D&versionId=1",
+        )
+        .body(())
+        .unwrap();
+        let path = backend(BackendAddressing::Path, "http://s3.local:9000");
+        assert_eq!(
+            upstream_uri(&parse(&req), &path).unwrap().to_string(),
+            "http://s3.local:9000/bkt/f.txt?versionId=1"
+        );
     }
 
     #[test]
