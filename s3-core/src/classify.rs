@@ -514,7 +514,13 @@ mod tests {
     use super::*;
 
     fn op(method: &Method, target: Target, query: &str) -> S3Operation {
-        classify(method, target, &Query::parse(query).unwrap(), &HeaderMap::new()).operation
+        classify(
+            method,
+            target,
+            &Query::parse(query).unwrap(),
+            &HeaderMap::new(),
+        )
+        .operation
     }
 
     #[test]

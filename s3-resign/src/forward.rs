@@ -288,7 +288,9 @@ mod tests {
 
     #[test]
     fn bucket_and_service_operations_address_the_bucket_or_root() {
-        let list = Request::get("http://gw/bucket?list-type=2").body(()).unwrap();
+        let list = Request::get("http://gw/bucket?list-type=2")
+            .body(())
+            .unwrap();
         let virt = backend(BackendAddressing::Virtual, "http://s3.local:9000");
         assert_eq!(
             upstream_uri(&parse(&list), &virt).unwrap().to_string(),
