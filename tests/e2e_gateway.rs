@@ -1469,11 +1469,10 @@ fn s3cmd_and_minio_work_through_the_gateway() {
     // s3cmd's presigned URLs are SigV2 (`AWSAccessKeyId`, `Expires`, `Signature`): stripped and
     // re-signed like SigV4 presigned URLs.
     let url = s3cmd(&config, &["signurl", "s3://e2e-s3cmd/v2.txt", "+600"]);
-    let target = url
-        .trim()
-        .split_once(&host)
-        .map(|(_, target)| target.to_owned())
-        .unwrap_or_else(|| panic!("s3cmd signurl printed no URL on {host}: {url}"));
+    let target = url.trim().split_once(&host).map_or_else(
+        || panic!("s3cmd signurl printed no URL on {host}: {url}"),
+        |(_, target)| target.to_owned(),
+    );
     assert!(target.contains("AWSAccessKeyId="), "{target}");
     let got = http_request(local(gateway.port), "GET", &target, &[], Vec::new())
         .expect("GET the SigV2 presigned URL");
