@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use support::{
     ChildGuard, Gateway, GatewayConfig, Moto, STARTUP_TIMEOUT, assert_success, closed_port,
     free_port, gateway_bin, http_request, isolate_aws_env, local, pseudo_random_bytes,
-    python_client, run_captured, venv_bin,
+    python_client, run_captured, run_python, venv_bin,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -195,19 +195,6 @@ fn config_toml(
         data = toml_str(path_str(data_dir)),
         endpoint = toml_str(endpoint),
     )
-}
-
-/// Runs a Python client to success and checks its final line.
-fn run_python(what: &str, mut cmd: Command, expected_line: &str) -> String {
-    let out = run_captured(&mut cmd);
-    let stdout = assert_success(what, &out);
-    eprintln!("--- {what} ---\n{stdout}");
-    assert!(
-        stdout.lines().any(|l| l.trim() == expected_line),
-        "{what}: no `{expected_line}` in its output:\n{stdout}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// The AWS CLI with `--endpoint-url` and `--no-sign-request`, isolated from the host's AWS

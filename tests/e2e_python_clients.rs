@@ -24,21 +24,10 @@ use std::process::Command;
 
 use support::{
     Gateway, GatewayConfig, HttpResponse, Moto, assert_success, closed_port, http_request,
-    isolate_aws_env, pseudo_random_bytes, python_client, run_captured, venv_bin,
+    isolate_aws_env, pseudo_random_bytes, python_client, run_captured, run_python, venv_bin,
 };
 
 const MIB: usize = 1024 * 1024;
-
-fn run_python(what: &str, mut cmd: Command, expected_last_line: &str) {
-    let out = run_captured(&mut cmd);
-    let stdout = assert_success(what, &out);
-    eprintln!("--- {what} ---\n{stdout}");
-    assert!(
-        stdout.lines().any(|l| l.trim() == expected_last_line),
-        "{what}: no `{expected_last_line}` in its output:\n{stdout}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// boto3, path-style: the whole workload with a 64 MiB object.
 #[test]

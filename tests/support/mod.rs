@@ -590,3 +590,17 @@ pub(crate) fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Runs a Python client to success and checks that a line of its output is `expected_line`;
+/// returns its output.
+pub(crate) fn run_python(what: &str, mut cmd: Command, expected_line: &str) -> String {
+    let out = run_captured(&mut cmd);
+    let stdout = assert_success(what, &out);
+    eprintln!("--- {what} ---\n{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.trim() == expected_line),
+        "{what}: no `{expected_line}` in its output:\n{stdout}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
