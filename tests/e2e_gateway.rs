@@ -1069,28 +1069,37 @@ fn backend_credentials_from_custom_environment_variables() {
     );
 }
 
+/// The environment that keeps the AWS default chain away from this machine's own
+/// configuration: empty config and credentials files, no instance metadata, `HOME` in `dir`.
+fn isolated_aws_chain_env(dir: &Path) -> Vec<(&'static str, OsString)> {
+    let empty = dir.join("empty-aws-file");
+    std::fs::write(&empty, "").expect("write an empty AWS config file");
+    vec![
+        ("AWS_CONFIG_FILE", empty.clone().into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", empty.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("HOME", dir.into()),
+    ]
+}
+
 /// `source = "aws-default-chain"` (the gateway is built with the `aws-config` feature) with
 /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` in the gateway's
 /// environment and empty AWS config files: moto receives exactly those.
 #[test]
 fn backend_credentials_from_the_aws_default_chain() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let empty = dir.path().join("empty-aws-file");
-    std::fs::write(&empty, "").expect("write an empty AWS config file");
     let moto = Moto::start();
+    let mut env = isolated_aws_chain_env(dir.path());
+    env.extend([
+        ("AWS_ACCESS_KEY_ID", "GWCHAINKEY0000000001".into()),
+        ("AWS_SECRET_ACCESS_KEY", "gw-chain-secret".into()),
+        ("AWS_SESSION_TOKEN", "gw-chain-token".into()),
+    ]);
     let gateway = gateway_with_credentials(
         dir.path(),
         &moto.endpoint(),
         "source = \"aws-default-chain\"",
-        &[
-            ("AWS_ACCESS_KEY_ID", "GWCHAINKEY0000000001".into()),
-            ("AWS_SECRET_ACCESS_KEY", "gw-chain-secret".into()),
-            ("AWS_SESSION_TOKEN", "gw-chain-token".into()),
-            ("AWS_CONFIG_FILE", empty.clone().into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", empty.into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("HOME", dir.path().into()),
-        ],
+        &env,
     );
     moto.start_recording();
     put_and_get(&gateway, "e2e-creds-chain");
@@ -1110,20 +1119,13 @@ fn backend_credentials_from_the_aws_default_chain() {
 #[test]
 fn aws_default_chain_without_credentials_is_service_unavailable() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let empty = dir.path().join("empty-aws-file");
-    std::fs::write(&empty, "").expect("write an empty AWS config file");
     // Nothing listens there: the request must fail before connecting anyway.
     let (_reserved, backend_port) = closed_port();
     let gateway = gateway_with_credentials(
         dir.path(),
         &format!("http://127.0.0.1:{backend_port}"),
         "source = \"aws-default-chain\"",
-        &[
-            ("AWS_CONFIG_FILE", empty.clone().into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", empty.into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("HOME", dir.path().into()),
-        ],
+        &isolated_aws_chain_env(dir.path()),
     );
     for (method, target) in [("PUT", "/e2e-no-creds"), ("GET", "/e2e-no-creds/key")] {
         let resp = http_request(gateway.addr(), method, target, &[], Vec::new())
