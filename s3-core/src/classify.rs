@@ -23,14 +23,17 @@ pub(crate) enum Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Classified {
     pub(crate) operation: S3Operation,
+    /// The sub-resource query parameter that selected the operation (`acl`, `uploadId`...).
+    subresource: Option<&'static str>,
     /// Why the request is [`S3Operation::Unknown`]; empty otherwise.
     pub(crate) reason: String,
 }
 
 impl Classified {
-    fn known(operation: S3Operation) -> Self {
+    fn known(operation: S3Operation, subresource: Option<&'static str>) -> Self {
         Self {
             operation,
+            subresource,
             reason: String::new(),
         }
     }
@@ -38,6 +41,7 @@ impl Classified {
     fn unknown(reason: impl Into<String>) -> Self {
         Self {
             operation: S3Operation::Unknown,
+            subresource: None,
             reason: reason.into(),
         }
     }
@@ -118,7 +122,7 @@ pub(crate) fn classify(
     if classified.operation == S3Operation::Unknown {
         return classified;
     }
-    if let Some(reason) = check_params(classified.operation, query) {
+    if let Some(reason) = check_params(&classified, query) {
         return Classified::unknown(reason);
     }
     classified
@@ -126,7 +130,7 @@ pub(crate) fn classify(
 
 fn classify_service(method: &Method, query: &Query) -> Classified {
     if *method == Method::GET {
-        Classified::known(S3Operation::ListBuckets)
+        Classified::known(S3Operation::ListBuckets, None)
     } else if *method == Method::POST && query.has("Action") {
         Classified::unknown("STS and other query-protocol actions are not S3 operations")
     } else {
@@ -135,7 +139,7 @@ fn classify_service(method: &Method, query: &Query) -> Classified {
 }
 
 /// The one sub-resource of `known` the query names, or `Err` when it names several.
-fn subresource<'a>(query: &Query, known: &[&'a str]) -> Result<Option<&'a str>, String> {
+fn subresource(query: &Query, known: &[&'static str]) -> Result<Option<&'static str>, String> {
     let mut found = None;
     for name in known {
         if query.has(name) {
@@ -250,7 +254,7 @@ fn classify_bucket(method: &Method, query: &Query, headers: &HeaderMap) -> Class
         (m, Some(s)) => return Classified::unknown(format!("{m} on bucket sub-resource `{s}`")),
         (m, None) => return Classified::unknown(format!("{m} on a bucket")),
     };
-    Classified::known(op)
+    Classified::known(op, sub)
 }
 
 fn classify_object(method: &Method, query: &Query, headers: &HeaderMap) -> Classified {
@@ -305,7 +309,7 @@ fn classify_object(method: &Method, query: &Query, headers: &HeaderMap) -> Class
         (m, Some(s)) => return Classified::unknown(format!("{m} on object sub-resource `{s}`")),
         (m, None) => return Classified::unknown(format!("{m} on an object")),
     };
-    Classified::known(op)
+    Classified::known(op, sub)
 }
 
 const LIST_V1: &[&str] = &["delimiter", "encoding-type", "marker", "max-keys", "prefix"];
@@ -402,13 +406,15 @@ fn operation_params(op: S3Operation) -> &'static [&'static str] {
     }
 }
 
-/// Returns why a parameter is not acceptable for `op`, or `None` when all are.
-fn check_params(op: S3Operation, query: &Query) -> Option<String> {
+/// Returns why a parameter is not acceptable for the classified operation, or `None` when
+/// all are: the sub-resource that selected it, its own parameters, and those every
+/// operation takes.
+fn check_params(classified: &Classified, query: &Query) -> Option<String> {
+    let op = classified.operation;
     let allowed = operation_params(op);
     for name in query.names() {
         let ok = allowed.contains(&name)
-            || BUCKET_SUBRESOURCES.contains(&name) && op_subresource_is(op, name)
-            || OBJECT_SUBRESOURCES.contains(&name) && op_subresource_is(op, name)
+            || classified.subresource == Some(name)
             || name == "x-id"
             || PRESIGN_PARAMS.contains(&name)
             || is_hoisted_header(name);
@@ -430,83 +436,6 @@ fn is_hoisted_header(name: &str) -> bool {
     lower.starts_with("x-amz-")
         && !lower.starts_with("x-amz-copy-source")
         && !PRESIGN_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
-}
-
-/// Whether `name` is the sub-resource that selected `op` (so it may appear in its query).
-fn op_subresource_is(op: S3Operation, name: &str) -> bool {
-    use S3Operation as Op;
-    let expected: &[&str] = match op {
-        Op::ListObjectsV2 => &["list-type"],
-        Op::ListObjectVersions => &["versions"],
-        Op::ListMultipartUploads | Op::CreateMultipartUpload => &["uploads"],
-        Op::GetBucketLocation => &["location"],
-        Op::GetBucketAcl | Op::PutBucketAcl | Op::GetObjectAcl | Op::PutObjectAcl => &["acl"],
-        Op::GetBucketTagging
-        | Op::PutBucketTagging
-        | Op::DeleteBucketTagging
-        | Op::GetObjectTagging
-        | Op::PutObjectTagging
-        | Op::DeleteObjectTagging => &["tagging"],
-        Op::GetBucketVersioning | Op::PutBucketVersioning => &["versioning"],
-        Op::GetBucketPolicy | Op::PutBucketPolicy | Op::DeleteBucketPolicy => &["policy"],
-        Op::GetBucketPolicyStatus => &["policyStatus"],
-        Op::GetBucketCors | Op::PutBucketCors | Op::DeleteBucketCors => &["cors"],
-        Op::GetBucketLifecycleConfiguration
-        | Op::PutBucketLifecycleConfiguration
-        | Op::DeleteBucketLifecycle => &["lifecycle"],
-        Op::GetBucketEncryption | Op::PutBucketEncryption | Op::DeleteBucketEncryption => {
-            &["encryption"]
-        }
-        Op::GetBucketWebsite | Op::PutBucketWebsite | Op::DeleteBucketWebsite => &["website"],
-        Op::GetBucketLogging | Op::PutBucketLogging => &["logging"],
-        Op::GetBucketNotificationConfiguration | Op::PutBucketNotificationConfiguration => {
-            &["notification"]
-        }
-        Op::GetBucketReplication | Op::PutBucketReplication | Op::DeleteBucketReplication => {
-            &["replication"]
-        }
-        Op::GetBucketOwnershipControls
-        | Op::PutBucketOwnershipControls
-        | Op::DeleteBucketOwnershipControls => &["ownershipControls"],
-        Op::GetPublicAccessBlock | Op::PutPublicAccessBlock | Op::DeletePublicAccessBlock => {
-            &["publicAccessBlock"]
-        }
-        Op::GetObjectLockConfiguration | Op::PutObjectLockConfiguration => &["object-lock"],
-        Op::GetBucketAccelerateConfiguration | Op::PutBucketAccelerateConfiguration => {
-            &["accelerate"]
-        }
-        Op::GetBucketRequestPayment | Op::PutBucketRequestPayment => &["requestPayment"],
-        Op::GetBucketAnalyticsConfiguration
-        | Op::ListBucketAnalyticsConfigurations
-        | Op::PutBucketAnalyticsConfiguration
-        | Op::DeleteBucketAnalyticsConfiguration => &["analytics"],
-        Op::GetBucketMetricsConfiguration
-        | Op::ListBucketMetricsConfigurations
-        | Op::PutBucketMetricsConfiguration
-        | Op::DeleteBucketMetricsConfiguration => &["metrics"],
-        Op::GetBucketInventoryConfiguration
-        | Op::ListBucketInventoryConfigurations
-        | Op::PutBucketInventoryConfiguration
-        | Op::DeleteBucketInventoryConfiguration => &["inventory"],
-        Op::GetBucketIntelligentTieringConfiguration
-        | Op::ListBucketIntelligentTieringConfigurations
-        | Op::PutBucketIntelligentTieringConfiguration
-        | Op::DeleteBucketIntelligentTieringConfiguration => &["intelligent-tiering"],
-        Op::DeleteObjects => &["delete"],
-        Op::ListParts
-        | Op::UploadPart
-        | Op::UploadPartCopy
-        | Op::CompleteMultipartUpload
-        | Op::AbortMultipartUpload => &["uploadId"],
-        Op::GetObjectRetention | Op::PutObjectRetention => &["retention"],
-        Op::GetObjectLegalHold | Op::PutObjectLegalHold => &["legal-hold"],
-        Op::GetObjectAttributes => &["attributes"],
-        Op::RestoreObject => &["restore"],
-        Op::SelectObjectContent => &["select"],
-        Op::GetObjectTorrent => &["torrent"],
-        _ => &[],
-    };
-    expected.contains(&name)
 }
 
 #[cfg(test)]
