@@ -1159,38 +1159,29 @@ fn missing_or_empty_credentials_variable_is_fatal_and_named() {
          secret_access_key_env = \"E2E_GW_MISSING_SK\"\n",
     )
     .expect("write gateway.toml");
-    let mut cmd = gateway_command(dir.path());
-    cmd.arg("--config").arg(&path);
-    let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("environment variable E2E_GW_MISSING_AK is not set"),
-        "stderr does not name the missing variable:\n{stderr}"
-    );
-
-    let mut cmd = gateway_command(dir.path());
-    cmd.arg("--config")
-        .arg(&path)
-        .env("E2E_GW_MISSING_AK", "GWKEY");
-    let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("environment variable E2E_GW_MISSING_SK is not set"),
-        "stderr does not name the missing variable:\n{stderr}"
-    );
-
-    // Set but empty is as fatal as missing: never sign with an empty key.
-    let mut cmd = gateway_command(dir.path());
-    cmd.arg("--config")
-        .arg(&path)
-        .env("E2E_GW_MISSING_AK", "GWKEY")
-        .env("E2E_GW_MISSING_SK", "");
-    let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("environment variable E2E_GW_MISSING_SK is empty"),
-        "stderr does not name the empty variable:\n{stderr}"
-    );
+    // Missing access key, then missing secret, then set but empty (as fatal as missing:
+    // never sign with an empty key).
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[], "environment variable E2E_GW_MISSING_AK is not set"),
+        (
+            &[("E2E_GW_MISSING_AK", "GWKEY")],
+            "environment variable E2E_GW_MISSING_SK is not set",
+        ),
+        (
+            &[("E2E_GW_MISSING_AK", "GWKEY"), ("E2E_GW_MISSING_SK", "")],
+            "environment variable E2E_GW_MISSING_SK is empty",
+        ),
+    ];
+    for (env, expected) in cases {
+        let mut cmd = gateway_command(dir.path());
+        cmd.arg("--config").arg(&path).envs(env.iter().copied());
+        let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
+        assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "stderr does not say `{expected}`:\n{stderr}"
+        );
+    }
 }
 
 /// A client that signs with its own key and session token (boto3, SigV4 headers, and a
