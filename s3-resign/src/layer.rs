@@ -103,12 +103,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let refuse = |req: &Request<ReqBody>, err: &ResignError, resource: Option<String>| {
-            let mut s3 = err.to_s3_error();
-            if let Some(resource) = resource {
-                s3 = s3.with_resource(resource);
-            }
-            let response = s3.into_response_for(req.method(), req.extensions());
-            Box::pin(std::future::ready(Ok(response))) as Self::Future
+            Box::pin(std::future::ready(Ok(refusal(req, err, resource)))) as Self::Future
         };
         let Some(s3) = req.extensions_mut().remove::<S3Request>() else {
             tracing::error!("ResignLayer used without S3RequestLayer; request refused");
@@ -137,15 +132,24 @@ where
             };
             if let Err(err) = prepared {
                 tracing::warn!(backend = backend.name(), error = %err, "request not forwarded");
-                let response = err
-                    .to_s3_error()
-                    .with_resource(s3.resource_path())
-                    .into_response_for(req.method(), req.extensions());
-                return Ok(response);
+                return Ok(refusal(&req, &err, Some(s3.resource_path())));
             }
             tracing::debug!(backend = backend.name(), operation = %s3.operation, "forwarding");
             req.extensions_mut().insert(s3);
             inner.call(req).await
         })
     }
+}
+
+/// The S3 error answer to `req` for `err`, naming `resource` when known.
+fn refusal<ReqBody, ResBody: From<Bytes>>(
+    req: &Request<ReqBody>,
+    err: &ResignError,
+    resource: Option<String>,
+) -> Response<ResBody> {
+    let mut s3 = err.to_s3_error();
+    if let Some(resource) = resource {
+        s3 = s3.with_resource(resource);
+    }
+    s3.into_response_for(req.method(), req.extensions())
 }
