@@ -59,8 +59,18 @@ pub enum S3ErrorCode {
     ExpiredToken,
     /// 400: the body does not match its declared SHA-256.
     XAmzContentSHA256Mismatch,
-    /// 400: the body does not match its declared `Content-MD5`.
+    /// 400: the body does not match its declared `Content-MD5` or `x-amz-checksum-*`.
     BadDigest,
+    /// 400: the `Authorization` header cannot be parsed or names the wrong scope.
+    AuthorizationHeaderMalformed,
+    /// 400: the presigned-URL query parameters are missing, malformed or out of range.
+    AuthorizationQueryParametersError,
+    /// 400: the session token is not valid.
+    InvalidToken,
+    /// 400: the body ended before the length the request declared.
+    IncompleteBody,
+    /// 400: the trailing headers of an aws-chunked body are missing or malformed.
+    MalformedTrailerError,
     /// 416: the requested range cannot be served.
     InvalidRange,
     /// 404: the bucket is not served by this gateway.
@@ -93,6 +103,11 @@ impl S3ErrorCode {
             Self::ExpiredToken => "ExpiredToken",
             Self::XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             Self::BadDigest => "BadDigest",
+            Self::AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
+            Self::AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
+            Self::InvalidToken => "InvalidToken",
+            Self::IncompleteBody => "IncompleteBody",
+            Self::MalformedTrailerError => "MalformedTrailerError",
             Self::InvalidRange => "InvalidRange",
             Self::NoSuchBucket => "NoSuchBucket",
             Self::KeyTooLongError => "KeyTooLongError",
@@ -115,6 +130,11 @@ impl S3ErrorCode {
             | Self::ExpiredToken
             | Self::XAmzContentSHA256Mismatch
             | Self::BadDigest
+            | Self::AuthorizationHeaderMalformed
+            | Self::AuthorizationQueryParametersError
+            | Self::InvalidToken
+            | Self::IncompleteBody
+            | Self::MalformedTrailerError
             | Self::KeyTooLongError => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
