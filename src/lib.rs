@@ -5,6 +5,8 @@
 //!
 //! - [`core`] (always): the S3 request model — `S3RequestLayer`, `S3Request`,
 //!   `S3Operation`, `Principal`, `S3Error`.
+//! - [`auth`] (feature `auth`, default): authenticate requests — AWS SigV4 header,
+//!   presigned URLs and aws-chunked uploads verified while streaming — into a `Principal`.
 //! - [`resign`] (feature `resign`, default): route each bucket to its backend and SigV4-sign
 //!   forwarded requests with the gateway's own credentials.
 //!
@@ -35,6 +37,9 @@
 //! ```
 
 pub use s3_core as core;
+
+#[cfg(feature = "auth")]
+pub use s3_auth as auth;
 
 #[cfg(feature = "resign")]
 pub use s3_resign as resign;

@@ -1,13 +1,22 @@
 //! Authenticate S3 requests into an [`s3_core::Principal`].
 //!
 //! [`SigV4Layer`] verifies AWS Signature Version 4 as every real S3 client sends it: the
-//! `Authorization` header, presigned URLs, and aws-chunked streaming uploads with chunk
-//! signatures and trailing checksums, verified while the body streams. Secrets come from a
-//! [`CredentialResolver`]: static users from configuration here, sealed STS sessions in
-//! `s3-sts`.
+//! `Authorization` header (with or without spaces after commas), presigned URLs, and
+//! aws-chunked streaming uploads with chunk signatures and trailing checksums, verified while
+//! the body streams. Secrets come from a [`CredentialResolver`]: [`StaticCredentials`] from
+//! configuration here, sealed STS sessions in `s3-sts`.
+//!
+//! Failures are answered with the S3 XML error a client expects; see [`AuthError`] for every
+//! reason and its code. AWS signature version 2 is refused with a message saying so.
 
 pub mod checksum;
+mod credentials;
 mod error;
 pub mod sigv4;
 
+pub use credentials::{
+    CredentialRequest, CredentialResolver, DuplicateAccessKey, ResolveFuture, ResolvedCredentials,
+    SecretKey, SecretSource, SecretSourceError, StaticCredentials, StaticUser,
+};
 pub use error::AuthError;
+pub use sigv4::{PayloadMode, SigV4Body, SigV4Layer, SigV4Service, SigV4Verifier, VerifiedRequest};

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use pin_project_lite::pin_project;
 use rustls::pki_types::CertificateDer;
-use s3_core::RequestId;
+use s3_core::{RequestId, S3Error};
 use tower_service::Service;
 
 use crate::error::ResignError;
@@ -188,10 +188,26 @@ where
             let sent = client.request(req);
             let result = match response_timeout {
                 Some(limit) => match tokio::time::timeout(limit, sent).await {
-                    Ok(result) => result.map_err(|e| classify(&e)),
-                    Err(_) => Err(ResignError::Timeout),
+                    Ok(result) => result,
+                    Err(_) => {
+                        let err = ResignError::Timeout;
+                        tracing::warn!(error = %err, "upstream request failed");
+                        return Ok(answer(err.to_s3_error(), request_id, &method));
+                    }
                 },
-                None => sent.await.map_err(|e| classify(&e)),
+                None => sent.await,
+            };
+            let result = match result {
+                Ok(response) => Ok(response),
+                Err(err) => {
+                    // A request body that failed verification (an authentication layer's
+                    // signature or checksum check) aborts the upload: answer with its error.
+                    if let Some(refusal) = body_refusal(&err) {
+                        tracing::debug!(error = %refusal, "request body refused; upload aborted");
+                        return Ok(answer(refusal.clone(), request_id, &method));
+                    }
+                    Err(classify(&err))
+                }
             };
             match result {
                 Ok(response) => {
@@ -201,19 +217,35 @@ where
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "upstream request failed");
-                    let mut s3 = err.to_s3_error();
-                    if let Some(id) = request_id {
-                        s3 = s3.with_request_id(id.as_str());
-                    }
-                    Ok(if method == http::Method::HEAD {
-                        s3.into_head_response()
-                    } else {
-                        s3.into_response()
-                    })
+                    Ok(answer(err.to_s3_error(), request_id, &method))
                 }
             }
         })
     }
+}
+
+/// The S3 error answer for a request that was not completed upstream.
+fn answer(mut s3: S3Error, request_id: Option<RequestId>, method: &http::Method) -> Response<UpstreamBody> {
+    if let Some(id) = request_id {
+        s3 = s3.with_request_id(id.as_str());
+    }
+    if method == http::Method::HEAD {
+        s3.into_head_response()
+    } else {
+        s3.into_response()
+    }
+}
+
+/// The [`S3Error`] a request body failed with, if the transport error was caused by one.
+fn body_refusal(err: &hyper_util::client::legacy::Error) -> Option<&S3Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(s3) = cause.downcast_ref::<S3Error>() {
+            return Some(s3);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 fn classify(err: &hyper_util::client::legacy::Error) -> ResignError {
