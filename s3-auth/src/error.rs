@@ -115,7 +115,9 @@ pub enum AuthError {
     #[error("the body ended before the final aws-chunked chunk")]
     IncompleteBody,
     /// The decoded payload is longer or shorter than `x-amz-decoded-content-length`.
-    #[error("decoded payload length {actual} does not match x-amz-decoded-content-length {declared}")]
+    #[error(
+        "decoded payload length {actual} does not match x-amz-decoded-content-length {declared}"
+    )]
     DecodedLengthMismatch {
         /// `x-amz-decoded-content-length`.
         declared: u64,
@@ -176,7 +178,9 @@ impl AuthError {
             ),
             Self::WrongRegion { expected, found } => (
                 C::AuthorizationHeaderMalformed,
-                format!("The authorization header is malformed; the region '{found}' is wrong; expecting '{expected}'"),
+                format!(
+                    "The authorization header is malformed; the region '{found}' is wrong; expecting '{expected}'"
+                ),
             ),
             Self::ScopeDateMismatch => (
                 C::AuthorizationHeaderMalformed,
@@ -194,15 +198,11 @@ impl AuthError {
             ),
             Self::TimeTooSkewed => (
                 C::RequestTimeTooSkewed,
-                "The difference between the request time and the current time is too large."
-                    .into(),
+                "The difference between the request time and the current time is too large.".into(),
             ),
             Self::PresignExpired => (C::AccessDenied, "Request has expired".into()),
             Self::PresignNotYetValid => (C::AccessDenied, "Request is not valid yet".into()),
-            Self::HostNotSigned => (
-                C::AccessDenied,
-                "The host header must be signed".into(),
-            ),
+            Self::HostNotSigned => (C::AccessDenied, "The host header must be signed".into()),
             Self::UnsignedHeader(name) => (
                 C::AccessDenied,
                 format!("There were headers present in the request which were not signed: {name}"),
@@ -229,10 +229,7 @@ impl AuthError {
                 C::InvalidToken,
                 "The provided token is malformed or otherwise invalid.".into(),
             ),
-            Self::ExpiredToken => (
-                C::ExpiredToken,
-                "The provided token has expired.".into(),
-            ),
+            Self::ExpiredToken => (C::ExpiredToken, "The provided token has expired.".into()),
             Self::CredentialsUnavailable(_) => (
                 C::ServiceUnavailable,
                 "Credentials cannot be verified right now; try again later".into(),
@@ -285,7 +282,9 @@ impl AuthError {
             ),
             Self::UnsupportedTrailer(name) => (
                 C::InvalidRequest,
-                format!("Unsupported x-amz-trailer {name:?}; only one x-amz-checksum-* trailer is accepted"),
+                format!(
+                    "Unsupported x-amz-trailer {name:?}; only one x-amz-checksum-* trailer is accepted"
+                ),
             ),
             Self::ChecksumMismatch(algorithm) => (
                 C::BadDigest,

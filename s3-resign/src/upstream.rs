@@ -225,7 +225,11 @@ where
 }
 
 /// The S3 error answer for a request that was not completed upstream.
-fn answer(mut s3: S3Error, request_id: Option<RequestId>, method: &http::Method) -> Response<UpstreamBody> {
+fn answer(
+    mut s3: S3Error,
+    request_id: Option<RequestId>,
+    method: &http::Method,
+) -> Response<UpstreamBody> {
     if let Some(id) = request_id {
         s3 = s3.with_request_id(id.as_str());
     }

@@ -59,7 +59,10 @@ impl Credential {
 
     /// `date/region/service/aws4_request`.
     pub(crate) fn scope(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -86,7 +89,7 @@ pub(crate) enum Presented {
     /// No credentials at all.
     Anonymous,
     /// A SigV4 signature.
-    SigV4(SignatureParams),
+    SigV4(Box<SignatureParams>),
 }
 
 /// Finds the signature of a request in its `Authorization` header or query, refusing SigV2,
@@ -113,9 +116,11 @@ pub(crate) fn read_signature(
             if sigv2_query {
                 return Err(AuthError::MultipleAuthMechanisms);
             }
-            parse_header(header).map(Presented::SigV4)
+            parse_header(header).map(|p| Presented::SigV4(Box::new(p)))
         }
-        (None, Some(algorithm)) => parse_query(algorithm, query).map(Presented::SigV4),
+        (None, Some(algorithm)) => {
+            parse_query(algorithm, query).map(|p| Presented::SigV4(Box::new(p)))
+        }
         (None, None) if sigv2_query => Err(AuthError::SigV2),
         (None, None) => Ok(Presented::Anonymous),
     }
@@ -157,7 +162,9 @@ fn parse_header(header: &str) -> Result<SignatureParams, AuthError> {
     let signed_headers = parse_signed_headers(
         signed_headers.ok_or(AuthError::MalformedHeader("missing SignedHeaders"))?,
     )
-    .ok_or(AuthError::MalformedHeader("SignedHeaders is empty or malformed"))?;
+    .ok_or(AuthError::MalformedHeader(
+        "SignedHeaders is empty or malformed",
+    ))?;
     let signature = signature.ok_or(AuthError::MalformedHeader("missing Signature"))?;
     if !is_lower_hex_64(signature) {
         return Err(AuthError::MalformedHeader(
@@ -184,8 +191,8 @@ fn parse_query(algorithm: &str, query: &[QueryParam]) -> Result<SignatureParams,
     };
     let credential = Credential::parse(required("X-Amz-Credential", "missing X-Amz-Credential")?)
         .ok_or(AuthError::MalformedQuery(
-            "X-Amz-Credential must be AKID/YYYYMMDD/region/service/aws4_request",
-        ))?;
+        "X-Amz-Credential must be AKID/YYYYMMDD/region/service/aws4_request",
+    ))?;
     let date = required("X-Amz-Date", "missing X-Amz-Date")?;
     let expires = required("X-Amz-Expires", "missing X-Amz-Expires")?;
     let expires: u64 = expires
@@ -224,7 +231,9 @@ fn query_value<'q>(query: &'q [QueryParam], name: &str) -> Result<Option<&'q str
     let mut found = query.iter().filter(|p| p.name == name);
     let first = found.next();
     if found.next().is_some() {
-        return Err(AuthError::MalformedQuery("a signature parameter appears twice"));
+        return Err(AuthError::MalformedQuery(
+            "a signature parameter appears twice",
+        ));
     }
     Ok(first.map(|p| p.value.as_str()))
 }
@@ -233,7 +242,10 @@ fn query_value<'q>(query: &'q [QueryParam], name: &str) -> Result<Option<&'q str
 /// an empty name.
 fn parse_signed_headers(value: &str) -> Option<Vec<String>> {
     let names: Vec<String> = value.split(';').map(str::to_ascii_lowercase).collect();
-    if names.iter().any(|n| n.is_empty() || !n.bytes().all(is_token_byte)) {
+    if names
+        .iter()
+        .any(|n| n.is_empty() || !n.bytes().all(is_token_byte))
+    {
         return None;
     }
     Some(names)
@@ -285,7 +297,10 @@ mod tests {
                 "AWS4-ECDSA-P256-SHA256 Credential=x",
                 AuthError::UnsupportedAlgorithm("AWS4-ECDSA-P256-SHA256".into()),
             ),
-            ("Bearer abc", AuthError::UnsupportedAlgorithm("Bearer".into())),
+            (
+                "Bearer abc",
+                AuthError::UnsupportedAlgorithm("Bearer".into()),
+            ),
             (
                 "AWS4-HMAC-SHA256 Credential=AK/2015/us-east-1/s3/aws4_request,SignedHeaders=host,Signature=00",
                 AuthError::MalformedHeader(
@@ -293,27 +308,40 @@ mod tests {
                 ),
             ),
             (
-                &format!("AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=host,Signature={}", SIG.to_uppercase()),
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=host,Signature={}",
+                    SIG.to_uppercase()
+                ),
                 AuthError::MalformedHeader("Signature must be 64 lower-case hex digits"),
             ),
             (
-                &format!("AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,Signature={SIG}"),
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,Signature={SIG}"
+                ),
                 AuthError::MalformedHeader("missing SignedHeaders"),
             ),
             (
-                &format!("AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=host,SignedHeaders=host,Signature={SIG}"),
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=host,SignedHeaders=host,Signature={SIG}"
+                ),
                 AuthError::MalformedHeader("a component appears twice"),
             ),
         ];
         for (header, expected) in cases {
-            assert_eq!(read_signature(&headers(header), &[]).unwrap_err(), expected, "{header}");
+            assert_eq!(
+                read_signature(&headers(header), &[]).unwrap_err(),
+                expected,
+                "{header}"
+            );
         }
     }
 
     #[test]
     fn presigned_parameters_are_checked() {
         let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20150830%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20150830T123600Z&X-Amz-SignedHeaders=host";
-        let ok = parse_query(&format!("{base}&X-Amz-Expires=604800&X-Amz-Signature={SIG}"));
+        let ok = parse_query(&format!(
+            "{base}&X-Amz-Expires=604800&X-Amz-Signature={SIG}"
+        ));
         let Presented::SigV4(p) = read_signature(&HeaderMap::new(), &ok).unwrap() else {
             panic!("not sigv4")
         };

@@ -130,11 +130,7 @@ fn normalize_path(path: &str) -> String {
 
 /// The value of a signed header: every occurrence trimmed, inner runs of whitespace
 /// collapsed to one space, joined with `,`. `host` falls back to the URI authority (HTTP/2).
-fn canonical_header_value(
-    headers: &HeaderMap,
-    uri: &Uri,
-    name: &str,
-) -> Result<String, AuthError> {
+fn canonical_header_value(headers: &HeaderMap, uri: &Uri, name: &str) -> Result<String, AuthError> {
     let mut values = headers.get_all(name).iter().peekable();
     if values.peek().is_none() {
         if name == "host"
@@ -207,7 +203,10 @@ mod tests {
             canonical_query(&params, true),
             "acl=&list-type=2&prefix=a%2Fb&x=~%2By"
         );
-        assert!(canonical_query(&params, false).ends_with("X-Amz-Signature=s&acl=&list-type=2&prefix=a%2Fb&x=~%2By"));
+        assert!(
+            canonical_query(&params, false)
+                .ends_with("X-Amz-Signature=s&acl=&list-type=2&prefix=a%2Fb&x=~%2By")
+        );
     }
 
     #[test]

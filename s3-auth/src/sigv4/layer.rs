@@ -166,16 +166,23 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let slot: FailureSlot = Arc::new(OnceLock::new());
-            let (principal, body) =
-                match authenticate(&verifier, allow_anonymous, &mut parts, body, &slot).await {
-                    Ok(authenticated) => authenticated,
-                    Err(err) => {
-                        tracing::debug!(error = %err, method = %parts.method, "request not authenticated");
-                        return Ok(err
-                            .to_s3_error()
-                            .into_response_for(&parts.method, &parts.extensions));
-                    }
-                };
+            let (principal, body) = match authenticate(
+                &verifier,
+                allow_anonymous,
+                &mut parts,
+                body,
+                &slot,
+            )
+            .await
+            {
+                Ok(authenticated) => authenticated,
+                Err(err) => {
+                    tracing::debug!(error = %err, method = %parts.method, "request not authenticated");
+                    return Ok(err
+                        .to_s3_error()
+                        .into_response_for(&parts.method, &parts.extensions));
+                }
+            };
             let method = parts.method.clone();
             let request_id = parts.extensions.get::<RequestId>().cloned();
             parts.extensions.insert(principal);

@@ -15,4 +15,6 @@ mod verifier;
 pub use body::SigV4Body;
 pub use canonical::UriCanonicalization;
 pub use layer::{ResponseFuture, SigV4Layer, SigV4Service};
-pub use verifier::{DEFAULT_MAX_SKEW, PayloadMode, SigV4Verifier, VerifiedRequest, format_amz_date};
+pub use verifier::{
+    DEFAULT_MAX_SKEW, PayloadMode, SigV4Verifier, VerifiedRequest, format_amz_date,
+};

@@ -96,7 +96,7 @@ mod tests {
     // Header: Transferring Payload in Multiple Chunks".
     #[test]
     fn derives_the_documented_seed_signature() {
-        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_369_353_600);
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_hours(380_376);
         let key = SigningKey::derive(
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
             time,

@@ -118,10 +118,9 @@ impl VerifiedRequest {
             None => None,
             Some(value) => {
                 let name = value.to_str().unwrap_or_default().trim();
-                Some(
-                    ChecksumAlgorithm::from_header_name(name)
-                        .ok_or_else(|| AuthError::UnsupportedTrailer(name.chars().take(64).collect()))?,
-                )
+                Some(ChecksumAlgorithm::from_header_name(name).ok_or_else(|| {
+                    AuthError::UnsupportedTrailer(name.chars().take(64).collect())
+                })?)
             }
         };
         let has_trailer_mode = matches!(
@@ -253,7 +252,11 @@ impl SigV4Verifier {
             SignatureLocation::Header => parts
                 .headers
                 .get(SECURITY_TOKEN)
-                .map(|v| v.to_str().map(str::to_owned).map_err(|_| AuthError::InvalidToken))
+                .map(|v| {
+                    v.to_str()
+                        .map(str::to_owned)
+                        .map_err(|_| AuthError::InvalidToken)
+                })
                 .transpose()?,
         };
         let resolved = self
@@ -303,13 +306,12 @@ impl SigV4Verifier {
         } else {
             AuthMethod::SigV4
         };
-        let chunk_signing = matches!(payload, PayloadMode::StreamingSigned { .. }).then(|| {
-            ChunkSigning {
+        let chunk_signing =
+            matches!(payload, PayloadMode::StreamingSigned { .. }).then(|| ChunkSigning {
                 key,
                 scope,
                 seed_signature: params.signature.clone(),
-            }
-        });
+            });
         Ok(Some(VerifiedRequest {
             principal,
             payload,

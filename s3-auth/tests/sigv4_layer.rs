@@ -1,0 +1,274 @@
+//! `SigV4Layer` in front of a recording inner service: what reaches the inner service (the
+//! principal, the plain body, the rewritten headers) and what is answered instead.
+//!
+//! Requests are signed with `aws-sigv4`, an implementation independent of the verifier.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+    SigningSettings, UriPathNormalizationMode, sign,
+};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use s3_auth::{SecretKey, SigV4Body, SigV4Layer, StaticCredentials, StaticUser};
+use s3_core::{AuthMethod, Principal, RequestId};
+use tower::{ServiceBuilder, ServiceExt};
+
+const AK: &str = "AKIDALICE";
+const SK: &str = "alice-secret";
+
+fn users() -> StaticCredentials {
+    StaticCredentials::new([StaticUser {
+        access_key_id: AK.into(),
+        secret: SecretKey::new(SK),
+        subject: "alice".into(),
+        groups: vec!["admin".into()],
+    }])
+    .unwrap()
+}
+
+/// What the inner service saw.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    principal: Option<Principal>,
+    headers: HeaderMap,
+    body: Option<Result<Bytes, String>>,
+}
+
+/// Calls `SigV4Layer` (configured by `layer`) with `req`; the inner service drains the body
+/// and answers 200.
+async fn call(layer: SigV4Layer, req: Request<Full<Bytes>>) -> (Response<Full<Bytes>>, Seen) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let record = Arc::clone(&seen);
+    let service = ServiceBuilder::new().layer(layer).service_fn(
+        move |req: Request<SigV4Body<Full<Bytes>>>| {
+            let record = Arc::clone(&record);
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(http_body_util::Collected::to_bytes)
+                    .map_err(|e| e.to_string());
+                let mut seen = record.lock().unwrap();
+                seen.principal = parts.extensions.get::<Principal>().cloned();
+                seen.headers = parts.headers;
+                seen.body = Some(body);
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+            }
+        },
+    );
+    let response = service.oneshot(req).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    (response, seen)
+}
+
+fn settings(location: SignatureLocation, expires: Option<Duration>) -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.signature_location = location;
+    settings.expires_in = expires;
+    settings
+}
+
+/// Signs `req` as `ak`/`sk` at `time` with `body` as the signable payload.
+fn sign_request(
+    req: &mut Request<Full<Bytes>>,
+    (ak, sk): (&str, &str),
+    time: SystemTime,
+    body: SignableBody<'_>,
+    settings: SigningSettings,
+) {
+    let identity: Identity = Credentials::new(ak, sk, None, None, "test").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(time)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let headers: Vec<(&str, &str)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+        .collect();
+    let uri = req.uri().to_string();
+    let signable =
+        SignableRequest::new(req.method().as_str(), &uri, headers.into_iter(), body).unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    instructions.apply_to_request_http1x(req);
+}
+
+fn request(method: Method, uri: &str, body: &'static [u8]) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "s3.local")
+        .body(Full::new(Bytes::from_static(body)))
+        .unwrap()
+}
+
+/// The `<Code>` of an S3 XML error response.
+async fn error_code(response: Response<Full<Bytes>>) -> String {
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let start = body.find("<Code>").expect("an S3 error body") + 6;
+    let end = body.find("</Code>").unwrap();
+    body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn signed_request_reaches_the_inner_service_with_its_principal() {
+    let mut req = request(
+        Method::GET,
+        "http://s3.local/bucket/a%20key?list-type=2",
+        b"",
+    );
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::Bytes(b""),
+        settings(SignatureLocation::Headers, None),
+    );
+    let (response, seen) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let principal = seen.principal.unwrap();
+    assert_eq!(principal.subject, "alice");
+    assert_eq!(principal.groups, ["admin"]);
+    assert_eq!(principal.auth, AuthMethod::SigV4);
+}
+
+#[tokio::test]
+async fn presigned_request_is_authenticated_as_presigned() {
+    let mut req = request(Method::GET, "http://s3.local/bucket/key", b"");
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::UnsignedPayload,
+        settings(SignatureLocation::QueryParams, Some(Duration::from_mins(5))),
+    );
+    assert!(req.headers().get("authorization").is_none());
+    let (response, seen) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.principal.unwrap().auth, AuthMethod::Presigned);
+}
+
+#[tokio::test]
+async fn anonymous_requests_need_allow_anonymous() {
+    let mut req = request(Method::GET, "http://s3.local/bucket/key", b"");
+    req.extensions_mut().insert(RequestId::new("req-1"));
+    let (response, seen) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["x-amz-request-id"], "req-1");
+    assert_eq!(error_code(response).await, "AccessDenied");
+    assert!(
+        seen.principal.is_none() && seen.body.is_none(),
+        "inner not called"
+    );
+
+    let req = request(Method::GET, "http://s3.local/bucket/key", b"");
+    let (response, seen) = call(SigV4Layer::new(users()).allow_anonymous(true), req).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.principal.unwrap(), Principal::anonymous());
+}
+
+#[tokio::test]
+async fn head_errors_have_no_body() {
+    let req = request(Method::HEAD, "http://s3.local/bucket/key", b"");
+    let (response, _) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.is_empty());
+}
+
+#[tokio::test]
+async fn signed_payload_is_verified_and_a_tampered_body_replaces_the_answer() {
+    let mut req = request(Method::PUT, "http://s3.local/bucket/key", b"hello");
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::Bytes(b"hello"),
+        settings(SignatureLocation::Headers, None),
+    );
+    let (parts, _) = req.into_parts();
+    let good = Request::from_parts(parts.clone(), Full::new(Bytes::from_static(b"hello")));
+    let (response, seen) = call(SigV4Layer::new(users()), good).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.body.unwrap().unwrap(), "hello");
+
+    let tampered = Request::from_parts(parts, Full::new(Bytes::from_static(b"jello")));
+    let (response, seen) = call(SigV4Layer::new(users()), tampered).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "XAmzContentSHA256Mismatch");
+    let body_error = seen.body.unwrap().unwrap_err();
+    assert!(
+        body_error.contains("XAmzContentSHA256Mismatch"),
+        "{body_error}"
+    );
+}
+
+#[tokio::test]
+async fn refusals_carry_the_exact_code() {
+    let now = SystemTime::now();
+    let signed = |ak: &str, sk: &str, time: SystemTime| {
+        let mut req = request(Method::GET, "http://s3.local/bucket/key", b"");
+        sign_request(
+            &mut req,
+            (ak, sk),
+            time,
+            SignableBody::Bytes(b""),
+            settings(SignatureLocation::Headers, None),
+        );
+        req
+    };
+    let mut unsigned_header = signed(AK, SK, now);
+    unsigned_header
+        .headers_mut()
+        .insert("x-amz-copy-source", "other/secret".parse().unwrap());
+    let mut sigv2 = request(Method::GET, "http://s3.local/bucket/key", b"");
+    sigv2.headers_mut().insert(
+        "authorization",
+        "AWS AKIDALICE:frJIUN8DYpKDtOLCwo//yllqDzg="
+            .parse()
+            .unwrap(),
+    );
+    let cases = [
+        (
+            "wrong secret",
+            signed(AK, "not-the-secret", now),
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "unknown key",
+            signed("AKIDMALLORY", SK, now),
+            "InvalidAccessKeyId",
+        ),
+        (
+            "skewed",
+            signed(AK, SK, now - Duration::from_mins(20)),
+            "RequestTimeTooSkewed",
+        ),
+        ("unsigned x-amz header", unsigned_header, "AccessDenied"),
+        ("sigv2", sigv2, "InvalidRequest"),
+    ];
+    for (name, req, code) in cases {
+        let (response, seen) = call(SigV4Layer::new(users()), req).await;
+        assert_eq!(error_code(response).await, code, "{name}");
+        assert!(seen.principal.is_none(), "{name}: inner not called");
+    }
+}
