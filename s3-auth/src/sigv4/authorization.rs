@@ -98,6 +98,11 @@ pub(crate) fn read_signature(
     headers: &HeaderMap,
     query: &[QueryParam],
 ) -> Result<Presented, AuthError> {
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(AuthError::MalformedHeader(
+            "more than one Authorization header",
+        ));
+    }
     let header = match headers.get(AUTHORIZATION) {
         Some(value) => Some(
             value
@@ -334,6 +339,12 @@ mod tests {
                 "{header}"
             );
         }
+        let mut two = headers("AWS4-HMAC-SHA256 a");
+        two.append(AUTHORIZATION, "AWS4-HMAC-SHA256 b".parse().unwrap());
+        assert_eq!(
+            read_signature(&two, &[]).unwrap_err(),
+            AuthError::MalformedHeader("more than one Authorization header")
+        );
     }
 
     #[test]
