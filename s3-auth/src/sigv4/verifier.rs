@@ -244,7 +244,12 @@ impl SigV4Verifier {
         self.check_scope(&params)?;
         let amz_date = self.check_time(&params, &parts.headers, now)?;
         check_signed_headers(&params, &parts.headers)?;
-        let payload_hash = payload_hash(&params, &parts.headers, self.require_content_sha256)?;
+        let payload_hash = payload_hash(
+            &params,
+            &parts.headers,
+            self.require_content_sha256,
+            self.service == "s3",
+        )?;
         let payload = PayloadMode::parse(&payload_hash)?;
 
         let token = match params.location {
@@ -328,7 +333,12 @@ impl SigV4Verifier {
             return Ok(Vec::new());
         };
         let presigned = params.location == SignatureLocation::Query;
-        let payload_hash = payload_hash(&params, &parts.headers, self.require_content_sha256)?;
+        let payload_hash = payload_hash(
+            &params,
+            &parts.headers,
+            self.require_content_sha256,
+            self.service == "s3",
+        )?;
         let query_string = canonical_query(&query, presigned);
         let canonical = CanonicalParts {
             method: &parts.method,
@@ -426,13 +436,19 @@ fn payload_hash(
     params: &SignatureParams,
     headers: &HeaderMap,
     require: bool,
+    s3: bool,
 ) -> Result<String, AuthError> {
     match headers.get(CONTENT_SHA256) {
         Some(value) => value
             .to_str()
             .map(str::to_owned)
             .map_err(|_| AuthError::InvalidContentSha256),
-        None if params.location == SignatureLocation::Query => Ok("UNSIGNED-PAYLOAD".to_owned()),
+        // S3 signs presigned URLs over UNSIGNED-PAYLOAD; other services over the body's hash,
+        // verifiable here for the empty body only (which the payload mode then enforces).
+        None if params.location == SignatureLocation::Query && s3 => {
+            Ok("UNSIGNED-PAYLOAD".to_owned())
+        }
+        None if params.location == SignatureLocation::Query => Ok(EMPTY_SHA256.to_owned()),
         None if require => Err(AuthError::MissingContentSha256),
         None => Ok(EMPTY_SHA256.to_owned()),
     }
