@@ -186,6 +186,9 @@ pub fn prepare_upstream_request<B>(
         HeaderValue::from_str(host).map_err(|e| ResignError::Build(e.to_string()))?,
     );
     *req.uri_mut() = uri;
+    // The client may have come over HTTP/2; the backend connection negotiates its own
+    // protocol, which an HTTP/2-only request would refuse on an HTTP/1.1 connection.
+    *req.version_mut() = http::Version::HTTP_11;
 
     let mut settings = SigningSettings::default();
     settings.percent_encoding_mode = PercentEncodingMode::Single;

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use pin_project_lite::pin_project;
 use rustls::pki_types::CertificateDer;
-use s3_core::{RequestId, S3Error};
+use s3_core::{RequestId, S3Error, S3ErrorCode};
 use tower_service::Service;
 
 use crate::error::ResignError;
@@ -181,7 +181,10 @@ where
         let (parts, body) = req.into_parts();
         let request_id = parts.extensions.get::<RequestId>().cloned();
         let method = parts.method.clone();
-        let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+        let body = body
+            .map_err(|err| Box::new(RequestBodyError(err.into())) as BoxError)
+            .boxed_unsync();
+        let req = Request::from_parts(parts, body);
         let client = self.client.clone();
         let response_timeout = self.response_timeout;
         Box::pin(async move {
@@ -204,7 +207,7 @@ where
                     // signature or checksum check) aborts the upload: answer with its error.
                     if let Some(refusal) = body_refusal(&err) {
                         tracing::debug!(error = %refusal, "request body refused; upload aborted");
-                        return Ok(answer(refusal.clone(), request_id, &method));
+                        return Ok(answer(refusal, request_id, &method));
                     }
                     Err(classify(&err))
                 }
@@ -240,16 +243,41 @@ fn answer(
     }
 }
 
-/// The [`S3Error`] a request body failed with, if the transport error was caused by one.
-fn body_refusal(err: &hyper_util::client::legacy::Error) -> Option<&S3Error> {
+/// A failure of the request body (the client's, or a verifying layer's), as opposed to one
+/// of the backend connection.
+#[derive(Debug)]
+struct RequestBodyError(BoxError);
+
+impl std::fmt::Display for RequestBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for RequestBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// The answer for a transport error caused by the request body: the [`S3Error`] a verifying
+/// layer failed the body with, or `IncompleteBody` when the client's body broke off.
+fn body_refusal(err: &hyper_util::client::legacy::Error) -> Option<S3Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    let mut from_body = false;
     while let Some(cause) = source {
         if let Some(s3) = cause.downcast_ref::<S3Error>() {
-            return Some(s3);
+            return Some(s3.clone());
         }
+        from_body |= cause.is::<RequestBodyError>();
         source = cause.source();
     }
-    None
+    from_body.then(|| {
+        S3Error::new(
+            S3ErrorCode::IncompleteBody,
+            "The request body ended before the length it declared",
+        )
+    })
 }
 
 fn classify(err: &hyper_util::client::legacy::Error) -> ResignError {
