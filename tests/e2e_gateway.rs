@@ -1,6 +1,7 @@
-//! End-to-end tests of the gateway binary itself: `--dev` mode, the TLS listener, graceful
-//! shutdown, configuration (file, environment, flags, fatal errors), the backend credential
-//! sources, the admin port's metrics, and more real clients (s3cmd, the MinIO SDK).
+//! End-to-end tests of the gateway binary itself: `--dev` mode (its users and AWS files, and
+//! the acceptance check: a 100 MiB `aws s3 cp` round trip), the TLS listener, graceful
+//! shutdown, configuration (file, environment, flags, fatal errors, static users), the backend
+//! credential sources, the admin port's metrics, and more real clients (s3cmd, the MinIO SDK).
 //!
 //! Run with `cargo xtask test -- e2e_gateway`, which installs the tools into `.tools/`, builds
 //! the gateway with `--all-features` (so `aws-default-chain` is available) and sets
@@ -11,12 +12,17 @@
 //! test sets), so nothing of the host (`S3_TOWER__*`, `AWS_*`, `~/.aws`) leaks in. Which
 //! credentials the backend received is checked with moto's request recorder: moto accepts any
 //! key, so a successful request alone proves nothing.
+//!
+//! Clients sign their requests: with the static user of the test configs
+//! ([`support::e2e_user`]), or, in `--dev` mode, with the keys the gateway wrote to
+//! `<data-dir>/.dev/credentials`.
 
 #![cfg(feature = "e2e")]
 
 mod support;
 
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -24,9 +30,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::{
-    ChildGuard, Gateway, GatewayConfig, Moto, STARTUP_TIMEOUT, assert_success, closed_port,
-    free_port, gateway_bin, http_request, isolate_aws_env, local, pseudo_random_bytes,
-    python_client, run_captured, run_python, venv_bin,
+    ChildGuard, Gateway, GatewayConfig, Keys, Moto, STARTUP_TIMEOUT, assert_success, closed_port,
+    e2e_user, free_port, gateway_bin, http_request, isolate_aws_env, local, presigned_target,
+    pseudo_random_bytes, python_client, run_captured, run_python, signed_request,
+    static_users_toml, venv_bin,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -130,12 +137,19 @@ fn start_gateway(dir: &Path, what: &str, mut make: impl FnMut(u16, u16) -> Comma
     panic!("{what}: a port was taken on each of 3 attempts; the last log:\n{last_log}");
 }
 
-/// Runs a gateway that must fail to start: returns its exit status, stdout and stderr. Fails
-/// the test if it is still running after 15 s.
-fn run_to_failure(dir: &Path, mut cmd: Command) -> (ExitStatus, String, String) {
+/// Environment variables for a gateway.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+/// Runs the gateway with `--config config` and `env`; it must refuse to start, exiting 1.
+/// Returns its stderr. Fails the test if it is still running after 15 s.
+fn startup_failure(dir: &Path, config: &Path, env: Env<'_>) -> String {
     let out_path = dir.join("failure.stdout");
     let err_path = dir.join("failure.stderr");
-    cmd.stdin(Stdio::null())
+    let mut cmd = gateway_command(dir);
+    cmd.arg("--config")
+        .arg(config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("create a stdout file"))
         .stderr(std::fs::File::create(&err_path).expect("create a stderr file"));
     let mut child: Child = cmd.spawn().expect("start the gateway");
@@ -155,11 +169,23 @@ fn run_to_failure(dir: &Path, mut cmd: Command) -> (ExitStatus, String, String) 
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    (
-        status,
-        std::fs::read_to_string(&out_path).unwrap_or_default(),
-        std::fs::read_to_string(&err_path).unwrap_or_default(),
-    )
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "exit status; stdout:\n{}\nstderr:\n{stderr}",
+        std::fs::read_to_string(&out_path).unwrap_or_default()
+    );
+    stderr
+}
+
+/// [`startup_failure`], whose stderr must say `expected`.
+fn assert_startup_fails_saying(dir: &Path, config: &Path, env: Env<'_>, expected: &str) {
+    let stderr = startup_failure(dir, config, env);
+    assert!(
+        stderr.contains(expected),
+        "stderr does not say `{expected}`:\n{stderr}"
+    );
 }
 
 /// A TOML basic string.
@@ -171,8 +197,9 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
 }
 
-/// A gateway config with one default backend `main` at `endpoint`; `credentials` is the body
-/// of its `[backends.credentials]` table, `extra` is appended.
+/// A gateway config with one default backend `main` at `endpoint` and the static user
+/// [`e2e_user`]; `credentials` is the body of the backend's `[backends.credentials]` table,
+/// `extra` is appended.
 fn config_toml(
     listen: Option<std::net::SocketAddr>,
     admin: std::net::SocketAddr,
@@ -187,40 +214,90 @@ fn config_toml(
     });
     format!(
         "[server]\n{listen}admin_listen = {admin}\ndata_dir = {data}\n\n\
-         [auth]\nallow_anonymous = {anonymous}\n\n\
+         [auth]\nallow_anonymous = {anonymous}\n{users}\n\
          [routing]\ndefault_backend = \"main\"\n\n\
          [[backends]]\nname = \"main\"\nendpoint = {endpoint}\nregion = \"us-east-1\"\n\n\
          [backends.credentials]\n{credentials}\n{extra}",
         admin = toml_str(&admin.to_string()),
         data = toml_str(path_str(data_dir)),
+        users = static_users_toml(&[e2e_user()]),
         endpoint = toml_str(endpoint),
     )
 }
 
-/// The AWS CLI with `--endpoint-url` and `--no-sign-request`, isolated from the host's AWS
-/// configuration; `global` comes before the command (e.g. `--ca-bundle`).
-fn aws_cli(dir: &Path, endpoint: &str, global: &[&str], args: &[&str]) -> std::process::Output {
-    let config = dir.join("aws-config");
-    if !config.exists() {
-        std::fs::write(&config, "[default]\nregion = us-east-1\n").expect("write aws-config");
-    }
+/// The `[backends.credentials]` table of the moto tests whose backend key is not the point.
+const MOTO_CREDENTIALS: &str =
+    "source = \"static\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"";
+
+/// Starts a gateway from [`config_toml`] (static user [`e2e_user`], anonymous access off):
+/// backend `main` at `endpoint` with the `credentials` table, `extra` appended (tables of
+/// their own in TOML), and `env` added to the gateway's environment.
+fn configured_gateway(
+    dir: &Path,
+    what: &str,
+    endpoint: &str,
+    credentials: &str,
+    extra: &str,
+    env: &[(&str, OsString)],
+) -> Running {
+    let data_dir = dir.join("data");
+    let config_path = dir.join("gateway.toml");
+    start_gateway(dir, what, |port, admin| {
+        let toml = config_toml(
+            Some(local(port)),
+            local(admin),
+            &data_dir,
+            false,
+            endpoint,
+            credentials,
+            extra,
+        );
+        std::fs::write(&config_path, toml).expect("write gateway.toml");
+        let mut cmd = gateway_command(dir);
+        cmd.arg("--config").arg(&config_path);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        cmd
+    })
+}
+
+/// `aws <global> <args>`, isolated from the host's AWS configuration, making one attempt per
+/// request (no retry hides a failure, nor slows down an expected one), without progress
+/// output.
+fn aws_command(global: &[&str], args: &[&str]) -> Command {
     let mut cmd = Command::new(venv_bin("aws"));
     isolate_aws_env(&mut cmd);
-    // One attempt: no retry hides a failure (nor slows down the expected TLS failure).
-    cmd.env("AWS_CONFIG_FILE", &config)
-        .env("AWS_RETRY_MODE", "standard")
+    cmd.env("AWS_RETRY_MODE", "standard")
         .env("AWS_MAX_ATTEMPTS", "1")
-        .args(["--endpoint-url", endpoint, "--no-sign-request"])
         .args(global)
         .args(args);
     if matches!(args, ["s3", "cp", ..]) {
         cmd.arg("--no-progress");
     }
+    cmd
+}
+
+/// The AWS CLI signing with `keys` at `--endpoint-url endpoint`; `global` comes before the
+/// command (e.g. `--ca-bundle`).
+fn aws_cli(
+    dir: &Path,
+    endpoint: &str,
+    keys: &Keys,
+    global: &[&str],
+    args: &[&str],
+) -> std::process::Output {
+    let config = dir.join("aws-config");
+    if !config.exists() {
+        std::fs::write(&config, "[default]\nregion = us-east-1\n").expect("write aws-config");
+    }
+    let mut cmd = aws_command(&[&["--endpoint-url", endpoint], global].concat(), args);
+    keys.set_env(&mut cmd).env("AWS_CONFIG_FILE", &config);
     run_captured(&mut cmd)
 }
 
-fn aws_ok(dir: &Path, endpoint: &str, global: &[&str], args: &[&str]) -> String {
-    let out = aws_cli(dir, endpoint, global, args);
+fn aws_ok(dir: &Path, endpoint: &str, keys: &Keys, global: &[&str], args: &[&str]) -> String {
+    let out = aws_cli(dir, endpoint, keys, global, args);
     assert_success(&format!("aws {}", args.join(" ")), &out)
 }
 
@@ -280,50 +357,251 @@ fn assert_backend_saw_only(
 // ---------------------------------------------------------------------------------------------
 // 1. --dev mode
 
-/// `--dev` with no config file: the embedded s3s-fs backend under `<data-dir>/buckets`,
-/// anonymous access with a loud warning; boto3 (unsigned) and the AWS CLI (`--no-sign-request`)
-/// create, put, get and list; the objects are files of the s3s-fs layout. Then SIGTERM with
-/// nothing in flight: exit status 0 at once, and the admin port goes away.
-#[test]
-fn dev_mode_serves_boto3_and_the_aws_cli_from_the_data_dir() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data_dir = dir.path().join("data");
-    let mut gateway = start_gateway(dir.path(), "gateway --dev", |port, admin| {
-        let mut cmd = gateway_command(dir.path());
+/// Starts `gateway --dev --data-dir <dir>/data` on free ports, with `env` added to its
+/// environment.
+fn start_dev_gateway(dir: &Path, what: &str, env: &[(&str, &str)]) -> Running {
+    let data_dir = dir.join("data");
+    start_gateway(dir, what, |port, admin| {
+        let mut cmd = gateway_command(dir);
         cmd.arg("--dev")
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", &local(port).to_string()])
-            .args(["--admin-listen", &local(admin).to_string()]);
+            .args(["--admin-listen", &local(admin).to_string()])
+            .envs(env.iter().copied());
         cmd
-    });
+    })
+}
+
+/// The AWS files a `--dev` gateway writes into `<data-dir>/.dev`.
+struct DevFiles {
+    /// `config`: profiles `admin` and `reader` with region and endpoint.
+    config: PathBuf,
+    /// `credentials`: their keys.
+    credentials: PathBuf,
+}
+
+impl DevFiles {
+    fn of(data_dir: &Path) -> Self {
+        let dir = data_dir.join(".dev");
+        Self {
+            config: dir.join("config"),
+            credentials: dir.join("credentials"),
+        }
+    }
+
+    /// The keys of `profile` in the credentials file.
+    fn keys(&self, profile: &str) -> Keys {
+        let text = std::fs::read_to_string(&self.credentials)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.credentials.display()));
+        let (mut section, mut id, mut secret) = ("", None, None);
+        for line in text.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name;
+            } else if section == profile
+                && let Some((key, value)) = line.split_once('=')
+            {
+                match key.trim() {
+                    "aws_access_key_id" => id = Some(value.trim().to_owned()),
+                    "aws_secret_access_key" => secret = Some(value.trim().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        match (id, secret) {
+            (Some(id), Some(secret)) => Keys::new(id, secret),
+            _ => panic!("no keys for profile {profile} in:\n{text}"),
+        }
+    }
+
+    /// Writes a credentials file whose profiles have the right access key ids and wrong
+    /// secrets to `path`.
+    fn write_wrong_secrets(&self, path: &Path) {
+        let mut text = String::new();
+        for profile in ["admin", "reader"] {
+            let keys = self.keys(profile).with_wrong_secret();
+            let _ = write!(
+                text,
+                "[{profile}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                keys.access_key_id, keys.secret_access_key
+            );
+        }
+        std::fs::write(path, text).expect("write the wrong credentials file");
+    }
+
+    /// `aws --profile <profile> <args>` with nothing but the dev config file and the
+    /// `credentials` file: no endpoint, region or key flag.
+    fn aws(&self, credentials: &Path, profile: &str, args: &[&str]) -> std::process::Output {
+        let mut cmd = aws_command(&["--profile", profile], args);
+        cmd.env("AWS_CONFIG_FILE", &self.config)
+            .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+            .env_remove("AWS_DEFAULT_REGION");
+        run_captured(&mut cmd)
+    }
+
+    /// [`DevFiles::aws`] with the gateway's credentials file, which must succeed; its stdout.
+    fn aws_ok(&self, profile: &str, args: &[&str]) -> String {
+        let out = self.aws(&self.credentials, profile, args);
+        assert_success(&format!("aws --profile {profile} {}", args.join(" ")), &out)
+    }
+
+    /// `aws s3 cp` of `file` up to `url`, then back down to `<file>.down`: the bytes that came
+    /// back.
+    fn cp_round_trip(&self, profile: &str, file: &Path, url: &str) -> Vec<u8> {
+        let down = file.with_extension("down");
+        self.aws_ok(profile, &["s3", "cp", path_str(file), url]);
+        self.aws_ok(profile, &["s3", "cp", url, path_str(&down)]);
+        std::fs::read(&down).unwrap_or_else(|e| panic!("read {}: {e}", down.display()))
+    }
+
+    /// Runs [`DevFiles::aws`] with a credentials file of wrong secrets and checks that it fails
+    /// with `SignatureDoesNotMatch`.
+    fn assert_wrong_secret_refused(&self, dir: &Path, profile: &str, args: &[&str]) {
+        let wrong = dir.join("wrong-credentials");
+        self.write_wrong_secrets(&wrong);
+        let out = self.aws(&wrong, profile, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("(SignatureDoesNotMatch)"),
+            "aws --profile {profile} {} with a wrong secret: expected SignatureDoesNotMatch, \
+             got {}:\n{stderr}",
+            args.join(" "),
+            out.status
+        );
+    }
+}
+
+/// Hex SHA-256.
+fn sha256_hex(data: &[u8]) -> String {
+    use s3s::crypto::{Checksum as _, Sha256};
+    Sha256::checksum(data)
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
+/// `--dev` with no config file: anonymous access is off; the gateway makes users `admin` and
+/// `reader` with random keys in `<data-dir>/.dev/credentials` (mode 0600, directory 0700) and
+/// profiles of the same names in `<data-dir>/.dev/config` carrying region and endpoint, and
+/// says how to use them without printing a secret. An unsigned request gets
+/// `403 AccessDenied`. The AWS CLI with only `AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`
+/// and `--profile admin` creates, puts, gets and lists; boto3 signing with admin's keys too;
+/// the objects are files of the s3s-fs layout under `<data-dir>/buckets`. `reader`
+/// authenticates as well; either profile with a wrong secret gets `SignatureDoesNotMatch`.
+/// SIGTERM with nothing in flight: exit status 0 at once, and the admin port goes away.
+/// Restarted on the same data dir (on another port), the gateway reuses the keys and points
+/// the profiles at its new address.
+#[test]
+fn dev_mode_users_sign_with_the_aws_cli_and_boto3() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let mut gateway = start_dev_gateway(dir.path(), "gateway --dev", &[]);
     let endpoint = gateway.endpoint();
+    let files = DevFiles::of(&data_dir);
+    let (admin, reader) = (files.keys("admin"), files.keys("reader"));
+    for (keys, prefix) in [(&admin, "DEVA"), (&reader, "DEVR")] {
+        assert!(
+            keys.access_key_id.len() == 20
+                && keys.access_key_id.starts_with(prefix)
+                && keys.secret_access_key.len() == 40,
+            "unexpected dev keys {:?} (secret of {} characters)",
+            keys.access_key_id,
+            keys.secret_access_key.len()
+        );
+    }
+    assert_ne!(admin.access_key_id, reader.access_key_id);
 
     let startup = gateway.child.log();
-    assert!(
-        startup.contains(&format!(
-            "ANONYMOUS ACCESS IS ON (auth.allow_anonymous = true): anyone who reaches \
-             127.0.0.1:{} can use every bucket. Development only.",
-            gateway.port
-        )),
-        "no anonymous-access warning in the startup output:\n{startup}"
-    );
-    assert!(
-        startup.contains(&format!(
+    for expected in [
+        format!(
             "s3-tower gateway (development mode) at http://127.0.0.1:{}",
             gateway.port
-        )),
-        "no development-mode banner in the startup output:\n{startup}"
+        ),
+        format!("export AWS_CONFIG_FILE={}", files.config.display()),
+        format!(
+            "export AWS_SHARED_CREDENTIALS_FILE={}",
+            files.credentials.display()
+        ),
+        "aws --profile admin s3 mb s3://demo".to_owned(),
+        format!("--endpoint-url {endpoint} s3 ls"),
+    ] {
+        assert!(
+            startup.contains(&expected),
+            "the startup output does not say `{expected}`:\n{startup}"
+        );
+    }
+    assert!(
+        !startup.contains("ANONYMOUS ACCESS IS ON"),
+        "anonymous access is on in --dev mode:\n{startup}"
+    );
+    for keys in [&admin, &reader] {
+        assert!(
+            !startup.contains(&keys.secret_access_key),
+            "a secret is in the startup output"
+        );
+    }
+    let config = std::fs::read_to_string(&files.config).expect("read the dev config file");
+    for profile in ["admin", "reader"] {
+        assert!(
+            config.contains(&format!(
+                "[profile {profile}]\nregion = us-east-1\nendpoint_url = {endpoint}\n"
+            )),
+            "{}:\n{config}",
+            files.config.display()
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(
+            mode(&files.credentials),
+            0o600,
+            "mode of the credentials file"
+        );
+        assert_eq!(
+            mode(&data_dir.join(".dev")),
+            0o700,
+            "mode of <data-dir>/.dev"
+        );
+    }
+
+    // Anonymous access is off.
+    let resp = http_request(gateway.addr(), "GET", "/", &[], Vec::new()).expect("GET /");
+    resp.assert_s3_error(403, "AccessDenied", "unsigned request to --dev");
+
+    // The AWS CLI with the admin profile and nothing else.
+    let out = files.aws_ok("admin", &["s3", "mb", "s3://dev-cli"]);
+    assert_eq!(out.trim(), "make_bucket: dev-cli", "aws s3 mb");
+    let text = b"hello from the AWS CLI\n".repeat(1000);
+    let up = dir.path().join("readme.txt");
+    std::fs::write(&up, &text).expect("write readme.txt");
+    let got = files.cp_round_trip("admin", &up, "s3://dev-cli/docs/readme.txt");
+    assert!(got == text, "aws s3 cp down returned other bytes");
+    let on_disk = data_dir.join("buckets/dev-cli/docs/readme.txt");
+    assert!(
+        std::fs::read(&on_disk).is_ok_and(|b| b == text),
+        "{} does not hold the uploaded bytes",
+        on_disk.display()
     );
 
-    // boto3, unsigned.
+    // boto3 signing with admin's keys.
     let data = pseudo_random_bytes(300_000, 0x00de_c0de);
     let data_file = dir.path().join("upload.bin");
     std::fs::write(&data_file, &data).expect("write upload.bin");
     let mut boto = python_client(CLIENTS);
     boto.args(["boto3", "--endpoint", &endpoint, "--bucket", "dev-boto3"])
         .args(["--key", "dir/sub/object.bin", "--data-file"])
-        .arg(&data_file);
+        .arg(&data_file)
+        .args(admin.client_args());
     run_python("boto3 against --dev", boto, "boto3: all checks passed");
     let on_disk = data_dir.join("buckets/dev-boto3/dir/sub/object.bin");
     let stored = std::fs::read(&on_disk)
@@ -334,54 +612,26 @@ fn dev_mode_serves_boto3_and_the_aws_cli_from_the_data_dir() {
         on_disk.display()
     );
 
-    // The AWS CLI, unsigned.
-    let out = aws_ok(dir.path(), &endpoint, &[], &["s3", "mb", "s3://dev-cli"]);
-    assert_eq!(out.trim(), "make_bucket: dev-cli", "aws s3 mb");
-    let text = b"hello from the AWS CLI\n".repeat(1000);
-    let up = dir.path().join("readme.txt");
-    std::fs::write(&up, &text).expect("write readme.txt");
-    aws_ok(
-        dir.path(),
-        &endpoint,
-        &[],
-        &["s3", "cp", path_str(&up), "s3://dev-cli/docs/readme.txt"],
-    );
-    let down = dir.path().join("readme.down");
-    aws_ok(
-        dir.path(),
-        &endpoint,
-        &[],
-        &["s3", "cp", "s3://dev-cli/docs/readme.txt", path_str(&down)],
-    );
-    assert!(
-        std::fs::read(&down).expect("read readme.down") == text,
-        "aws s3 cp down returned other bytes"
-    );
-    let ls = aws_ok(
-        dir.path(),
-        &endpoint,
-        &[],
-        &["s3", "ls", "s3://dev-cli/docs/"],
-    );
+    // reader authenticates too.
+    let ls = files.aws_ok("reader", &["s3", "ls", "s3://dev-cli/docs/"]);
     assert!(
         ls.lines().any(|l| l
             .trim_end()
             .ends_with(&format!(" {} readme.txt", text.len()))),
-        "aws s3 ls s3://dev-cli/docs/ said: {ls}"
+        "aws --profile reader s3 ls s3://dev-cli/docs/ said: {ls}"
     );
-    let buckets = aws_ok(dir.path(), &endpoint, &[], &["s3", "ls"]);
+    let buckets = files.aws_ok("reader", &["s3", "ls"]);
     let mut names: Vec<&str> = buckets
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2))
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["dev-boto3", "dev-cli"], "aws s3 ls said: {buckets}");
-    let on_disk = data_dir.join("buckets/dev-cli/docs/readme.txt");
-    assert!(
-        std::fs::read(&on_disk).is_ok_and(|b| b == text),
-        "{} does not hold the uploaded bytes",
-        on_disk.display()
-    );
+
+    // A wrong secret is refused, for either profile.
+    for profile in ["admin", "reader"] {
+        files.assert_wrong_secret_refused(dir.path(), profile, &["s3", "ls"]);
+    }
 
     // SIGTERM with nothing in flight.
     gateway.sigterm();
@@ -397,6 +647,62 @@ fn dev_mode_serves_boto3_and_the_aws_cli_from_the_data_dir() {
         gateway.admin_get("/readyz").is_err(),
         "/readyz still answers after the gateway exited"
     );
+
+    // Restarted: the same keys, the profiles point at the new port.
+    let restarted = start_dev_gateway(dir.path(), "gateway --dev restarted", &[]);
+    assert_eq!(
+        (files.keys("admin"), files.keys("reader")),
+        (admin, reader),
+        "the keys changed across a restart"
+    );
+    let startup = restarted.child.log();
+    assert!(
+        startup.contains(&format!("keys reused from {}", files.credentials.display())),
+        "{startup}"
+    );
+    let ls = files.aws_ok("admin", &["s3", "ls", "s3://dev-cli/docs/"]);
+    assert!(ls.contains(" readme.txt"), "after the restart: {ls}");
+}
+
+/// The acceptance check of SigV4 authentication: with `--dev`, `aws --profile admin s3 cp` of
+/// a 100 MiB file up (a multipart upload, each part signed) and back down is byte-identical
+/// (same SHA-256, also of the file the backend stored), and the same copy with a wrong secret
+/// is refused with `SignatureDoesNotMatch` and stores nothing.
+#[test]
+fn dev_mode_aws_cli_round_trips_100_mib_and_refuses_a_wrong_secret() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let _gateway = start_dev_gateway(dir.path(), "gateway --dev", &[]);
+    let files = DevFiles::of(&data_dir);
+
+    files.aws_ok("admin", &["s3", "mb", "s3://acceptance"]);
+    let data = pseudo_random_bytes(100 * MIB, 0xacce_0100);
+    let expected = sha256_hex(&data);
+    let up = dir.path().join("big.bin");
+    std::fs::write(&up, &data).expect("write big.bin");
+    drop(data);
+    let got = files.cp_round_trip("admin", &up, "s3://acceptance/big.bin");
+    assert_eq!(got.len(), 100 * MIB, "size of the download");
+    assert_eq!(sha256_hex(&got), expected, "SHA-256 of the download");
+    let stored = std::fs::read(data_dir.join("buckets/acceptance/big.bin"))
+        .expect("read the object the backend stored");
+    assert_eq!(
+        sha256_hex(&stored),
+        expected,
+        "SHA-256 of the stored object"
+    );
+
+    files.assert_wrong_secret_refused(
+        dir.path(),
+        "admin",
+        &["s3", "cp", path_str(&up), "s3://acceptance/denied.bin"],
+    );
+    let ls = files.aws_ok("admin", &["s3", "ls", "s3://acceptance/"]);
+    let keys: Vec<&str> = ls
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(keys, ["big.bin"], "aws s3 ls s3://acceptance/ said: {ls}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -460,7 +766,7 @@ fn without_ca_env(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-/// `[server.tls]`: boto3 trusting the test CA does put/get/list over
+/// `[server.tls]`: boto3 trusting the test CA does signed put/get/list over
 /// `https://localhost:<port>` (to moto behind); clients that do not trust it fail the TLS
 /// handshake with a certificate verification error (not an HTTP error); the AWS CLI with
 /// `--ca-bundle` works; plain HTTP to the TLS port gets no HTTP answer.
@@ -469,30 +775,21 @@ fn tls_listener_serves_clients_that_trust_its_ca() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (ca, cert, key) = write_test_pki(dir.path());
     let moto = Moto::start();
-    let data_dir = dir.path().join("data");
-    let config_path = dir.path().join("gateway.toml");
     let tls = format!(
         "[server.tls]\ncert_file = {}\nkey_file = {}\n",
         toml_str(path_str(&cert)),
         toml_str(path_str(&key))
     );
-    let gateway = start_gateway(dir.path(), "gateway tls", |port, admin| {
-        let toml = config_toml(
-            Some(local(port)),
-            local(admin),
-            &data_dir,
-            true,
-            &moto.endpoint(),
-            "source = \"static\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"",
-            &tls,
-        );
-        // `[server.tls]` after `[backends.credentials]` is a table of its own in TOML.
-        std::fs::write(&config_path, toml).expect("write gateway.toml");
-        let mut cmd = gateway_command(dir.path());
-        cmd.arg("--config").arg(&config_path);
-        cmd
-    });
+    let gateway = configured_gateway(
+        dir.path(),
+        "gateway tls",
+        &moto.endpoint(),
+        MOTO_CREDENTIALS,
+        &tls,
+        &[],
+    );
     let https = format!("https://localhost:{}", gateway.port);
+    let user = e2e_user();
     assert!(
         gateway
             .child
@@ -512,7 +809,8 @@ fn tls_listener_serves_clients_that_trust_its_ca() {
         .args(["--key", "over/tls.bin", "--data-file"])
         .arg(&data_file)
         .arg("--verify")
-        .arg(&ca);
+        .arg(&ca)
+        .args(user.client_args());
     moto.start_recording();
     run_python("boto3 over TLS", boto, "boto3: all checks passed");
     // It went through to moto, body and all.
@@ -522,13 +820,16 @@ fn tls_listener_serves_clients_that_trust_its_ca() {
         .find(|r| recorded_shape(r) == "PUT /e2e-tls/over/tls.bin")
         .unwrap_or_else(|| panic!("moto received no PUT of the object: {recorded:?}"));
     // Over https botocore sends the body `aws-chunked` with a CRC32 trailer
-    // (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`), which the gateway forwards as such.
+    // (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`), which the gateway decodes and verifies, and
+    // forwards plain.
     let put_len = data.len().to_string();
-    let length = recorded_header(put, "x-amz-decoded-content-length")
-        .or_else(|| recorded_header(put, "content-length"));
     assert_eq!(
-        length,
-        Some(put_len.as_str()),
+        (
+            recorded_header(put, "content-length"),
+            recorded_header(put, "x-amz-decoded-content-length"),
+            recorded_header(put, "x-amz-content-sha256"),
+        ),
+        (Some(put_len.as_str()), None, Some("UNSIGNED-PAYLOAD")),
         "the PUT moto received: {put}"
     );
 
@@ -551,12 +852,14 @@ fn tls_listener_serves_clients_that_trust_its_ca() {
     aws_ok(
         dir.path(),
         &https,
+        &user,
         &["--ca-bundle", ca_str],
         &["s3", "cp", path_str(&up), "s3://e2e-tls/cli.txt"],
     );
     let ls = aws_ok(
         dir.path(),
         &https,
+        &user,
         &["--ca-bundle", ca_str],
         &["s3", "ls", "s3://e2e-tls/"],
     );
@@ -565,7 +868,13 @@ fn tls_listener_serves_clients_that_trust_its_ca() {
         "aws s3 ls over TLS said: {ls}"
     );
     // (aws_cli isolates AWS_CA_BUNDLE; the CLI then trusts certifi's roots only.)
-    let untrusted = aws_cli(dir.path(), &https, &[], &["s3", "ls", "s3://e2e-tls/"]);
+    let untrusted = aws_cli(
+        dir.path(),
+        &https,
+        &user,
+        &[],
+        &["s3", "ls", "s3://e2e-tls/"],
+    );
     assert!(
         !untrusted.status.success(),
         "aws s3 ls without --ca-bundle succeeded"
@@ -654,36 +963,33 @@ impl Drop for SlowDownload {
     }
 }
 
-/// A `--dev` gateway with `shutdown_grace_secs` from the environment and a 32 MiB object.
-fn dev_gateway_with_big_object(dir: &Path, grace_secs: u64) -> (Running, Vec<u8>) {
-    let data_dir = dir.join("data");
-    let gateway = start_gateway(dir, "gateway --dev", |port, admin| {
-        let mut cmd = gateway_command(dir);
-        cmd.arg("--dev")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--listen", &local(port).to_string()])
-            .args(["--admin-listen", &local(admin).to_string()])
-            .env(
-                "S3_TOWER__SERVER__SHUTDOWN_GRACE_SECS",
-                grace_secs.to_string(),
-            );
-        cmd
-    });
-    let resp =
-        http_request(gateway.addr(), "PUT", "/e2e-drain", &[], Vec::new()).expect("PUT bucket");
+/// A `--dev` gateway with `shutdown_grace_secs` from the environment and a 32 MiB object
+/// (put signed by `admin`); the request target of a presigned GET of that object.
+fn dev_gateway_with_big_object(dir: &Path, grace_secs: u64) -> (Running, Vec<u8>, String) {
+    let grace = grace_secs.to_string();
+    let gateway = start_dev_gateway(
+        dir,
+        "gateway --dev",
+        &[("S3_TOWER__SERVER__SHUTDOWN_GRACE_SECS", &grace)],
+    );
+    let admin = DevFiles::of(&dir.join("data")).keys("admin");
+    let resp = signed_request(gateway.addr(), "PUT", "/e2e-drain", &[], Vec::new(), &admin)
+        .expect("PUT bucket");
     assert_eq!(resp.status, 200, "create bucket: {}", resp.text());
     let big = pseudo_random_bytes(32 * MIB, 0xd8a1);
-    let resp = http_request(
+    let resp = signed_request(
         gateway.addr(),
         "PUT",
         "/e2e-drain/big.bin",
         &[],
         big.clone(),
+        &admin,
     )
     .expect("PUT the big object");
     assert_eq!(resp.status, 200, "put the big object: {}", resp.text());
-    (gateway, big)
+    let get = presigned_target(gateway.addr(), "GET", "/e2e-drain/big.bin", &admin)
+        .expect("presign the GET");
+    (gateway, big, get)
 }
 
 /// SIGTERM while a 32 MiB download is in flight (the client has its first MiB and waits):
@@ -693,12 +999,8 @@ fn dev_gateway_with_big_object(dir: &Path, grace_secs: u64) -> (Running, Vec<u8>
 #[test]
 fn sigterm_lets_an_in_flight_download_finish_then_exits_0() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut gateway, big) = dev_gateway_with_big_object(dir.path(), 30);
-    let download = SlowDownload::start(
-        gateway.port,
-        "/e2e-drain/big.bin",
-        dir.path().join("big.down"),
-    );
+    let (mut gateway, big, get) = dev_gateway_with_big_object(dir.path(), 30);
+    let download = SlowDownload::start(gateway.port, &get, dir.path().join("big.down"));
 
     gateway.sigterm();
     support::wait_until(
@@ -754,12 +1056,8 @@ fn sigterm_lets_an_in_flight_download_finish_then_exits_0() {
 #[test]
 fn sigterm_grace_period_bounds_the_drain() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut gateway, _big) = dev_gateway_with_big_object(dir.path(), 1);
-    let download = SlowDownload::start(
-        gateway.port,
-        "/e2e-drain/big.bin",
-        dir.path().join("big.down"),
-    );
+    let (mut gateway, _big, get) = dev_gateway_with_big_object(dir.path(), 1);
+    let download = SlowDownload::start(gateway.port, &get, dir.path().join("big.down"));
     let sent = Instant::now();
     gateway.sigterm();
     let status = gateway.wait_exit(Duration::from_secs(6));
@@ -841,11 +1139,10 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
     assert!(log.contains("ANONYMOUS ACCESS IS ON"), "{log}");
     let resp = http_request(gateway.addr(), "GET", "/e2e-env/key", &[], Vec::new())
         .expect("GET to the env-configured listener");
-    assert_eq!(
-        (resp.status, resp.s3_error_code().as_deref()),
-        (503, Some("ServiceUnavailable")),
-        "anonymous on: the request reaches the (down) backend: {}",
-        resp.text()
+    resp.assert_s3_error(
+        503,
+        "ServiceUnavailable",
+        "anonymous on: the request reaches the (down) backend",
     );
     drop(gateway);
 
@@ -860,12 +1157,7 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
     });
     let resp = http_request(gateway.addr(), "GET", "/e2e-env/key", &[], Vec::new())
         .expect("GET to the env-configured listener");
-    assert_eq!(
-        (resp.status, resp.s3_error_code().as_deref()),
-        (403, Some("AccessDenied")),
-        "anonymous off: {}",
-        resp.text()
-    );
+    resp.assert_s3_error(403, "AccessDenied", "anonymous off");
     drop(gateway);
 
     // --listen beats the environment, whose port is taken (binding it would fail).
@@ -918,6 +1210,15 @@ fn unknown_configuration_keys_are_fatal_and_named() {
             "unknown field `acess_key_id`",
         ),
         (
+            "a typo in a static user",
+            format!(
+                "[[auth.static_users]]\naccess_key_id = \"AK1\"\nsecret = \"s\"\n\
+                 subject = \"alice\"\nsecert_env = \"X\"\n{good_backend}"
+            ),
+            None,
+            "unknown field `secert_env`",
+        ),
+        (
             "a typo in an environment variable",
             good_backend.to_owned(),
             Some(("S3_TOWER__SERVER__LISTN", "127.0.0.1:1")),
@@ -925,23 +1226,10 @@ fn unknown_configuration_keys_are_fatal_and_named() {
         ),
     ];
     for (what, toml, env, expected) in cases {
+        eprintln!("case: {what}");
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, toml).expect("write bad.toml");
-        let mut cmd = gateway_command(dir.path());
-        cmd.arg("--config").arg(&path);
-        if let Some((name, value)) = env {
-            cmd.env(name, value);
-        }
-        let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-        assert_eq!(
-            status.code(),
-            Some(1),
-            "{what}: exit status; stderr:\n{stderr}"
-        );
-        assert!(
-            stderr.contains(expected),
-            "{what}: stderr does not contain {expected:?}:\n{stderr}"
-        );
+        assert_startup_fails_saying(dir.path(), &path, env.as_slice(), expected);
     }
 }
 
@@ -958,10 +1246,7 @@ fn routing_to_a_missing_backend_is_fatal() {
          access_key_id = \"k\"\nsecret_access_key = \"s\"\n",
     )
     .expect("write gateway.toml");
-    let mut cmd = gateway_command(dir.path());
-    cmd.arg("--config").arg(&path);
-    let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
+    let stderr = startup_failure(dir.path(), &path, &[]);
     assert!(
         // (Printed with Debug today, `"routing.default_backend = \"nope\" ..."`; either form.)
         stderr.contains("routing.default_backend = ")
@@ -971,57 +1256,133 @@ fn routing_to_a_missing_backend_is_fatal() {
     );
 
     std::fs::write(&path, "").expect("write an empty gateway.toml");
-    let mut cmd = gateway_command(dir.path());
-    cmd.arg("--config").arg(&path);
-    let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-    assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
-    assert!(
-        stderr.contains("no backend configured: add [[backends]] or run with --dev"),
-        "stderr does not say that no backend is configured:\n{stderr}"
+    assert_startup_fails_saying(
+        dir.path(),
+        &path,
+        &[],
+        "no backend configured: add [[backends]] or run with --dev",
     );
+}
+
+/// Static users that cannot be loaded stop the gateway at startup: exit 1 with a message
+/// naming the user and the problem (the exact messages of each case are unit tests of the
+/// example's `config` module; here, the ones that need a process: a variable set but empty,
+/// and that the message reaches stderr).
+#[test]
+fn static_user_errors_are_fatal_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gateway.toml");
+    let backend = "[routing]\ndefault_backend = \"main\"\n\n[[backends]]\nname = \"main\"\n\
+                   endpoint = \"http://127.0.0.1:9\"\n[backends.credentials]\n\
+                   source = \"static\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n";
+    let user = |ak: &str, secret: &str| {
+        format!("[[auth.static_users]]\naccess_key_id = {ak:?}\nsubject = \"alice\"\n{secret}\n")
+    };
+    let env_user = user("AK1", "secret_env = \"E2E_GW_USER_SECRET\"");
+    // (the users, the gateway's environment, what stderr must say)
+    let cases: [(String, Env, &str); 5] = [
+        (
+            env_user.clone(),
+            &[],
+            "gateway: auth.static_users[0] (AK1): secret_env: environment variable \
+             E2E_GW_USER_SECRET is unset or empty",
+        ),
+        (
+            env_user,
+            &[("E2E_GW_USER_SECRET", "")],
+            "gateway: auth.static_users[0] (AK1): secret_env: environment variable \
+             E2E_GW_USER_SECRET is unset or empty",
+        ),
+        (
+            user("AK1", ""),
+            &[],
+            "gateway: auth.static_users[0] (AK1): set one of secret, secret_env or secret_file \
+             (none is set)",
+        ),
+        (
+            user("AK1", "secret = \"s\"\nsecret_env = \"E2E_GW_USER_SECRET\""),
+            &[("E2E_GW_USER_SECRET", "s")],
+            "gateway: auth.static_users[0] (AK1): set only one of secret, secret_env or \
+             secret_file (secret, secret_env are set)",
+        ),
+        (
+            user("AK1", "secret = \"s\"") + &user("AK1", "secret = \"t\""),
+            &[],
+            "gateway: auth.static_users[1]: access key id AK1 is already used by \
+             auth.static_users[0]",
+        ),
+    ];
+    for (users, env, expected) in cases {
+        std::fs::write(&path, format!("{users}\n{backend}")).expect("write gateway.toml");
+        assert_startup_fails_saying(dir.path(), &path, env, expected);
+    }
+}
+
+/// Static users whose secrets come from an environment variable and from a file sign
+/// requests that moto then receives re-signed; `S3_TOWER__AUTH__REGION=eu-west-1` (the
+/// environment overriding `[auth]`) makes the gateway refuse the same requests signed for
+/// `us-east-1` with `AuthorizationHeaderMalformed`.
+#[test]
+fn static_users_from_env_and_file_and_the_region_scope() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let moto = Moto::start();
+    let secret_file = dir.path().join("file-user.secret");
+    std::fs::write(&secret_file, "file-user-secret\n").expect("write the secret file");
+    let env_user = Keys::new("E2EENVUSERKEY0000001", "env-user-secret");
+    let file_user = Keys::new("E2EFILEUSERKEY000001", "file-user-secret");
+    // After `[backends.credentials]`, these are `[[auth.static_users]]` entries all the same.
+    let users = format!(
+        "\n[[auth.static_users]]\naccess_key_id = {}\nsecret_env = \"E2E_GW_ENV_USER_SECRET\"\n\
+         subject = \"env-user\"\n\n[[auth.static_users]]\naccess_key_id = {}\n\
+         secret_file = {}\nsubject = \"file-user\"\ngroups = [\"reader\"]\n",
+        toml_str(&env_user.access_key_id),
+        toml_str(&file_user.access_key_id),
+        toml_str(path_str(&secret_file)),
+    );
+    let start = |what: &str, region: Option<&str>| {
+        let mut env = vec![(
+            "E2E_GW_ENV_USER_SECRET",
+            OsString::from(&env_user.secret_access_key),
+        )];
+        env.extend(region.map(|r| ("S3_TOWER__AUTH__REGION", OsString::from(r))));
+        configured_gateway(
+            dir.path(),
+            what,
+            &moto.endpoint(),
+            MOTO_CREDENTIALS,
+            &users,
+            &env,
+        )
+    };
+
+    let gateway = start("gateway static users", None);
+    put_and_get(&gateway, "e2e-env-user", &env_user);
+    put_and_get(&gateway, "e2e-file-user", &file_user);
+    drop(gateway);
+
+    let gateway = start("gateway region", Some("eu-west-1"));
+    for keys in [&env_user, &file_user, &e2e_user()] {
+        let resp = signed_request(gateway.addr(), "GET", "/", &[], Vec::new(), keys)
+            .expect("GET / signed for us-east-1");
+        resp.assert_s3_error(
+            400,
+            "AuthorizationHeaderMalformed",
+            "signed for us-east-1, region eu-west-1 configured",
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // 5. Backend credentials
 
-/// Starts a gateway (anonymous access on) whose backend `main` is at `endpoint`, with the
-/// given credentials table and extra environment for the gateway.
-fn gateway_with_credentials(
-    dir: &Path,
-    endpoint: &str,
-    credentials: &str,
-    env: &[(&str, OsString)],
-) -> Running {
-    let data_dir = dir.join("data");
-    let config_path = dir.join("gateway.toml");
-    start_gateway(dir, "gateway", |port, admin| {
-        let toml = config_toml(
-            Some(local(port)),
-            local(admin),
-            &data_dir,
-            true,
-            endpoint,
-            credentials,
-            "",
-        );
-        std::fs::write(&config_path, toml).expect("write gateway.toml");
-        let mut cmd = gateway_command(dir);
-        cmd.arg("--config").arg(&config_path);
-        for (name, value) in env {
-            cmd.env(name, value);
-        }
-        cmd
-    })
-}
-
-/// Unsigned create bucket, put, get through the gateway, each answered 200.
-fn put_and_get(gateway: &Running, bucket: &str) {
+/// Create bucket, put, get through the gateway, signed by `keys`, each answered 200.
+fn put_and_get(gateway: &Running, bucket: &str, keys: &Keys) {
     for (method, target, body) in [
         ("PUT", format!("/{bucket}"), Vec::new()),
         ("PUT", format!("/{bucket}/key"), b"payload".to_vec()),
         ("GET", format!("/{bucket}/key"), Vec::new()),
     ] {
-        let resp = http_request(gateway.addr(), method, &target, &[], body)
+        let resp = signed_request(gateway.addr(), method, &target, &[], body, keys)
             .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
         assert_eq!(resp.status, 200, "{method} {target}: {}", resp.text());
         if method == "GET" {
@@ -1036,12 +1397,14 @@ fn put_and_get(gateway: &Running, bucket: &str) {
 fn backend_credentials_from_custom_environment_variables() {
     let dir = tempfile::tempdir().expect("temp dir");
     let moto = Moto::start();
-    let gateway = gateway_with_credentials(
+    let gateway = configured_gateway(
         dir.path(),
+        "gateway",
         &moto.endpoint(),
         "source = \"env\"\naccess_key_id_env = \"E2E_GW_BACKEND_AK\"\n\
          secret_access_key_env = \"E2E_GW_BACKEND_SK\"\n\
          session_token_env = \"E2E_GW_BACKEND_TOKEN\"",
+        "",
         &[
             ("E2E_GW_BACKEND_AK", "GWENVKEY000000000001".into()),
             ("E2E_GW_BACKEND_SK", "gw-env-secret".into()),
@@ -1049,7 +1412,7 @@ fn backend_credentials_from_custom_environment_variables() {
         ],
     );
     moto.start_recording();
-    put_and_get(&gateway, "e2e-creds-env");
+    put_and_get(&gateway, "e2e-creds-env", &e2e_user());
     let recorded = moto.recorded_requests();
     let shapes: Vec<String> = recorded.iter().map(recorded_shape).collect();
     assert_eq!(
@@ -1095,14 +1458,16 @@ fn backend_credentials_from_the_aws_default_chain() {
         ("AWS_SECRET_ACCESS_KEY", "gw-chain-secret".into()),
         ("AWS_SESSION_TOKEN", "gw-chain-token".into()),
     ]);
-    let gateway = gateway_with_credentials(
+    let gateway = configured_gateway(
         dir.path(),
+        "gateway",
         &moto.endpoint(),
         "source = \"aws-default-chain\"",
+        "",
         &env,
     );
     moto.start_recording();
-    put_and_get(&gateway, "e2e-creds-chain");
+    put_and_get(&gateway, "e2e-creds-chain", &e2e_user());
     let recorded = moto.recorded_requests();
     assert_eq!(recorded.len(), 3, "moto received {recorded:?}");
     assert_backend_saw_only(
@@ -1121,21 +1486,18 @@ fn aws_default_chain_without_credentials_is_service_unavailable() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Nothing listens there: the request must fail before connecting anyway.
     let (_reserved, backend_port) = closed_port();
-    let gateway = gateway_with_credentials(
+    let gateway = configured_gateway(
         dir.path(),
+        "gateway",
         &format!("http://127.0.0.1:{backend_port}"),
         "source = \"aws-default-chain\"",
+        "",
         &isolated_aws_chain_env(dir.path()),
     );
     for (method, target) in [("PUT", "/e2e-no-creds"), ("GET", "/e2e-no-creds/key")] {
-        let resp = http_request(gateway.addr(), method, target, &[], Vec::new())
+        let resp = signed_request(gateway.addr(), method, target, &[], Vec::new(), &e2e_user())
             .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
-        assert_eq!(
-            (resp.status, resp.s3_error_code().as_deref()),
-            (503, Some("ServiceUnavailable")),
-            "{method} {target}: {}",
-            resp.text()
-        );
+        resp.assert_s3_error(503, "ServiceUnavailable", &format!("{method} {target}"));
         assert!(
             resp.text()
                 .contains("<Message>The gateway's backend credentials are unavailable</Message>"),
@@ -1173,32 +1535,27 @@ fn missing_or_empty_credentials_variable_is_fatal_and_named() {
         ),
     ];
     for (env, expected) in cases {
-        let mut cmd = gateway_command(dir.path());
-        cmd.arg("--config").arg(&path).envs(env.iter().copied());
-        let (status, _stdout, stderr) = run_to_failure(dir.path(), cmd);
-        assert_eq!(status.code(), Some(1), "exit status; stderr:\n{stderr}");
-        assert!(
-            stderr.contains(expected),
-            "stderr does not say `{expected}`:\n{stderr}"
-        );
+        assert_startup_fails_saying(dir.path(), &path, env, expected);
     }
 }
 
-/// A client that signs with its own key and session token (boto3, SigV4 headers, and a
-/// presigned GET URL with the credentials in the query) through a gateway with
-/// `allow_anonymous = true`: moto sees only the gateway's static key, never the client's key,
-/// signature or token.
+/// A client that signs with its static user's key (boto3, SigV4 headers, and a presigned GET
+/// URL with the credentials in the query) through the gateway: moto sees only the gateway's
+/// static key, never the client's key, secret or signature.
 #[test]
 fn client_credentials_never_reach_the_backend() {
     let dir = tempfile::tempdir().expect("temp dir");
     let moto = Moto::start();
-    let gateway = gateway_with_credentials(
+    let gateway = configured_gateway(
         dir.path(),
+        "gateway",
         &moto.endpoint(),
         "source = \"static\"\naccess_key_id = \"GWSTATICKEY000000001\"\n\
          secret_access_key = \"gw-static-secret\"",
+        "",
         &[],
     );
+    let user = e2e_user();
     let data_file = dir.path().join("upload.bin");
     std::fs::write(&data_file, pseudo_random_bytes(10_000, 0xc11e)).expect("write upload.bin");
     moto.start_recording();
@@ -1212,13 +1569,7 @@ fn client_credentials_never_reach_the_backend() {
             "--data-file",
         ])
         .arg(&data_file)
-        .args(["--access-key", "CLIENTKEYEXAMPLE0001"])
-        .args([
-            "--secret-key",
-            "client-secret",
-            "--session-token",
-            "client-token",
-        ])
+        .args(user.client_args())
         .arg("--presign");
     run_python(
         "boto3 signing with its own key",
@@ -1251,9 +1602,8 @@ fn client_credentials_never_reach_the_backend() {
         "GWSTATICKEY000000001",
         None,
         &[
-            "CLIENTKEYEXAMPLE0001",
-            "client-token",
-            "client-secret",
+            user.access_key_id.as_str(),
+            user.secret_access_key.as_str(),
             "X-Amz-Signature",
             "X-Amz-Credential",
         ],
@@ -1264,28 +1614,37 @@ fn client_credentials_never_reach_the_backend() {
 // 6. Metrics
 
 /// The admin port's `/metrics` after a known set of requests, and `/healthz`, `/readyz`.
-/// Requests the gateway refuses itself (unknown operation → 501, invalid bucket name → 400)
-/// carry no operation and are counted as `operation="Invalid"`.
+/// Requests the gateway refuses itself as malformed (unknown operation → 501, invalid bucket
+/// name → 400) are counted as `operation="Unknown"` / `"Invalid"`; an unsigned request refused
+/// by authentication (403) under its operation.
 #[test]
 fn metrics_count_requests_by_operation_and_status() {
     let moto = Moto::start();
-    let gateway = Gateway::start(&GatewayConfig::anonymous(moto.endpoint()));
+    let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
     let admin = local(gateway.admin_port);
-    let cases: &[(&str, &str, usize, u16)] = &[
-        ("PUT", "/e2e-metrics", 0, 200),
-        ("PUT", "/e2e-metrics/a", 1000, 200),
-        ("PUT", "/e2e-metrics/b", 2000, 200),
-        ("PUT", "/e2e-metrics/c", 3000, 200),
-        ("GET", "/e2e-metrics/b", 0, 200),
-        ("GET", "/e2e-metrics/missing", 0, 404),
-        ("PATCH", "/e2e-metrics/a", 0, 501),
-        ("GET", "/e2e-metrics?unknownsubresource", 0, 501),
-        ("GET", "/Bad_Bucket/x", 0, 400),
+    let user = e2e_user();
+    // (method, target, body length, signed, status)
+    let cases: &[(&str, &str, usize, bool, u16)] = &[
+        ("PUT", "/e2e-metrics", 0, true, 200),
+        ("PUT", "/e2e-metrics/a", 1000, true, 200),
+        ("PUT", "/e2e-metrics/b", 2000, true, 200),
+        ("PUT", "/e2e-metrics/c", 3000, true, 200),
+        ("GET", "/e2e-metrics/b", 0, true, 200),
+        ("GET", "/e2e-metrics/missing", 0, true, 404),
+        ("GET", "/e2e-metrics/b", 0, false, 403),
+        ("PATCH", "/e2e-metrics/a", 0, true, 501),
+        ("GET", "/e2e-metrics?unknownsubresource", 0, true, 501),
+        ("GET", "/Bad_Bucket/x", 0, true, 400),
     ];
     let mut sent_body_bytes = 0;
-    for &(method, target, len, status) in cases {
-        let resp = http_request(gateway.addr(), method, target, &[], vec![b'm'; len])
-            .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+    for &(method, target, len, signed, status) in cases {
+        let body = vec![b'm'; len];
+        let resp = if signed {
+            signed_request(gateway.addr(), method, target, &[], body, &user)
+        } else {
+            http_request(gateway.addr(), method, target, &[], body)
+        }
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
         assert_eq!(resp.status, status, "{method} {target}: {}", resp.text());
         sent_body_bytes += resp.body.len();
     }
@@ -1315,6 +1674,10 @@ fn metrics_count_requests_by_operation_and_status() {
         ),
         (
             "s3_tower_requests_total{operation=\"GetObject\",status=\"404\"}",
+            1.0,
+        ),
+        (
+            "s3_tower_requests_total{operation=\"GetObject\",status=\"403\"}",
             1.0,
         ),
         (
@@ -1364,32 +1727,41 @@ fn metrics_count_requests_by_operation_and_status() {
 // ---------------------------------------------------------------------------------------------
 // 7. s3cmd and the MinIO SDK
 
-fn s3cmd(config: &Path, args: &[&str]) -> String {
+fn s3cmd_output(config: &Path, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(venv_bin("s3cmd"));
     isolate_aws_env(&mut cmd);
     cmd.arg("-c").arg(config).arg("--no-progress").args(args);
-    let out = run_captured(&mut cmd);
+    run_captured(&mut cmd)
+}
+
+fn s3cmd(config: &Path, args: &[&str]) -> String {
+    let out = s3cmd_output(config, args);
     assert_success(&format!("s3cmd {}", args.join(" ")), &out)
 }
 
-/// s3cmd (SigV4 and SigV2 signing) and minio-py (SigV4) through an anonymous gateway to
-/// moto: every command works, the gateway refuses none of their requests (no
-/// `operation="Invalid"` in its metrics), and moto sees only the gateway's key.
+/// s3cmd (SigV4) and minio-py (SigV4) signing with the gateway's static user, through the
+/// gateway to moto: every command works, the gateway refuses none of their requests (no
+/// `operation="Invalid"` or `"Unknown"` in its metrics), and moto sees only the gateway's key.
+/// s3cmd configured for SigV2 gets the gateway's AWS-worded `InvalidRequest`, switches to
+/// SigV4 by itself and succeeds; its SigV2 presigned URLs are refused with `InvalidRequest`.
 #[test]
 fn s3cmd_and_minio_work_through_the_gateway() {
     let dir = tempfile::tempdir().expect("temp dir");
     let moto = Moto::start();
-    let gateway = Gateway::start(&GatewayConfig::anonymous(moto.endpoint()));
+    let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
     let host = format!("127.0.0.1:{}", gateway.port);
+    let user = e2e_user();
     moto.start_recording();
 
     // s3cmd, SigV4.
     let config = dir.path().join("s3cfg");
     let s3cfg = |v2: bool| {
         format!(
-            "[default]\naccess_key = S3CMDCLIENTKEY000001\nsecret_key = s3cmd-secret\n\
+            "[default]\naccess_key = {}\nsecret_key = {}\n\
              host_base = {host}\nhost_bucket = {host}\nuse_https = False\n\
              signature_v2 = {}\nbucket_location = us-east-1\n",
+            user.access_key_id,
+            user.secret_access_key,
             if v2 { "True" } else { "False" }
         )
     };
@@ -1435,20 +1807,46 @@ fn s3cmd_and_minio_work_through_the_gateway() {
         "s3cmd info said: {info}"
     );
 
-    // s3cmd, SigV2 (the gateway strips `Authorization: AWS <key>:<signature>` as well).
+    // s3cmd, SigV2 (`Authorization: AWS <key>:<signature>`): refused with AWS's words, on
+    // which s3cmd retries with SigV4 — the put succeeds.
     std::fs::write(&config, s3cfg(true)).expect("write s3cfg");
-    s3cmd(&config, &["put", path_str(&file), "s3://e2e-s3cmd/v2.txt"]);
-    s3cmd(
+    let out = s3cmd_output(
         &config,
-        &["get", "--force", "s3://e2e-s3cmd/v2.txt", path_str(&down)],
+        &["put", "--debug", path_str(&file), "s3://e2e-s3cmd/v2.txt"],
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        std::fs::read(&down).expect("read s3cmd.down") == body,
-        "s3cmd (SigV2) get returned other bytes"
+        out.status.success() && stderr.contains("Endpoint requires signature v4"),
+        "s3cmd put configured for SigV2: expected the SigV4 fallback, got {}:\n{}",
+        out.status,
+        stderr
+            .lines()
+            .filter(|l| !l.contains("secret"))
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    // s3cmd's presigned URLs are SigV2 (`AWSAccessKeyId`, `Expires`, `Signature`): stripped and
-    // re-signed like SigV4 presigned URLs.
-    let url = s3cmd(&config, &["signurl", "s3://e2e-s3cmd/v2.txt", "+600"]);
+    let sigv2 = http_request(
+        local(gateway.port),
+        "GET",
+        "/e2e-s3cmd/v2.txt",
+        &[("authorization", "AWS AKIAEXAMPLE:c2lnbmF0dXJlIG9mIHYy")],
+        Vec::new(),
+    )
+    .expect("GET with a SigV2 header");
+    sigv2.assert_s3_error(400, "InvalidRequest", "a SigV2 Authorization header");
+    assert!(
+        sigv2.text().contains(
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        ),
+        "{}",
+        sigv2.text()
+    );
+    // s3cmd's presigned URLs are SigV2 (`AWSAccessKeyId`, `Expires`, `Signature`): refused too.
+    let url = s3cmd(
+        &config,
+        &["signurl", "s3://e2e-s3cmd/dir/s3cmd.txt", "+600"],
+    );
     let target = url.trim().split_once(&host).map_or_else(
         || panic!("s3cmd signurl printed no URL on {host}: {url}"),
         |(_, target)| target.to_owned(),
@@ -1456,11 +1854,7 @@ fn s3cmd_and_minio_work_through_the_gateway() {
     assert!(target.contains("AWSAccessKeyId="), "{target}");
     let got = http_request(local(gateway.port), "GET", &target, &[], Vec::new())
         .expect("GET the SigV2 presigned URL");
-    assert_eq!(got.status, 200, "{}", got.text());
-    assert!(
-        got.body == body,
-        "the SigV2 presigned GET returned other bytes"
-    );
+    got.assert_s3_error(400, "InvalidRequest", "the SigV2 presigned GET");
     std::fs::write(&config, s3cfg(false)).expect("write s3cfg");
     s3cmd(&config, &["del", "s3://e2e-s3cmd/v2.txt"]);
     let out = s3cmd(&config, &["del", "s3://e2e-s3cmd/dir/s3cmd.txt"]);
@@ -1479,8 +1873,7 @@ fn s3cmd_and_minio_work_through_the_gateway() {
         .args(["minio", "--endpoint", &host, "--bucket", "e2e-minio"])
         .args(["--key", "dir/minio.bin", "--data-file"])
         .arg(&data_file)
-        .args(["--access-key", "MINIOCLIENTKEY000001"])
-        .args(["--secret-key", "minio-secret"]);
+        .args(user.client_args());
     run_python(
         "minio-py through the gateway",
         minio,
@@ -1492,12 +1885,7 @@ fn s3cmd_and_minio_work_through_the_gateway() {
         &recorded,
         "test",
         None,
-        &[
-            "S3CMDCLIENTKEY000001",
-            "MINIOCLIENTKEY000001",
-            "s3cmd-secret",
-            "minio-secret",
-        ],
+        &[user.access_key_id.as_str(), user.secret_access_key.as_str()],
     );
     let metrics = http_request(
         local(gateway.admin_port),

@@ -5,8 +5,10 @@
 //! and sets `S3_TOWER_TOOLS` / `S3_TOWER_GATEWAY_BIN`. Every test starts its own moto and
 //! gateway on free ports with a temporary config and data directory.
 //!
-//! Until authentication lands the clients talk to the gateway unsigned, with
-//! `auth.allow_anonymous = true`; the gateway re-signs towards moto with static keys.
+//! The clients sign their requests (SigV4) with the key of the gateway's static user
+//! ([`support::e2e_user`]); the gateway verifies them and re-signs towards moto with its own
+//! static keys. Two tests cover unsigned requests: refused with `403 AccessDenied` by
+//! default, let through with `auth.allow_anonymous = true`.
 //!
 //! Virtual-hosted style: `<bucket>.s3.localhost` does not resolve on every machine (glibc
 //! leaves `*.localhost` to DNS). The virtual-hosted test therefore (1) sends the requests with
@@ -23,8 +25,9 @@ use std::path::Path;
 use std::process::Command;
 
 use support::{
-    Gateway, GatewayConfig, HttpResponse, Moto, assert_success, closed_port, http_request,
-    isolate_aws_env, pseudo_random_bytes, python_client, run_captured, run_python, venv_bin,
+    Gateway, GatewayConfig, HttpResponse, Keys, Moto, assert_success, closed_port, e2e_user,
+    http_request, isolate_aws_env, pseudo_random_bytes, python_client, run_captured, run_python,
+    signed_request, venv_bin,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -33,11 +36,12 @@ const MIB: usize = 1024 * 1024;
 #[test]
 fn boto3_path_style_workload() {
     let moto = Moto::start();
-    let gateway = Gateway::start(&GatewayConfig::anonymous(moto.endpoint()));
+    let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
     let mut cmd = python_client("boto3_workload.py");
     cmd.args(["--endpoint", &gateway.endpoint()])
         .args(["--bucket", "e2e-boto3-path", "--addressing", "path"])
-        .args(["--big-mib", "64"]);
+        .args(["--big-mib", "64"])
+        .args(e2e_user().client_args());
     run_python(
         "boto3 path-style workload",
         cmd,
@@ -50,17 +54,15 @@ fn boto3_path_style_workload() {
 #[test]
 fn virtual_hosted_workload() {
     let moto = Moto::start();
-    let mut config = GatewayConfig::anonymous(moto.endpoint());
+    let mut config = GatewayConfig::new(moto.endpoint());
     config.virtual_host_domains = vec!["s3.localhost".to_owned()];
     let gateway = Gateway::start(&config);
+    let user = e2e_user();
 
     let mut raw = python_client("raw_virtual_hosted.py");
-    raw.args(["--port", &gateway.port.to_string()]).args([
-        "--domain",
-        "s3.localhost",
-        "--bucket",
-        "e2e-raw-vhost",
-    ]);
+    raw.args(["--port", &gateway.port.to_string()])
+        .args(["--domain", "s3.localhost", "--bucket", "e2e-raw-vhost"])
+        .args(user.client_args());
     run_python(
         "raw virtual-hosted requests",
         raw,
@@ -73,7 +75,8 @@ fn virtual_hosted_workload() {
         &format!("http://s3.localhost:{}", gateway.port),
     ])
     .args(["--bucket", "e2e-boto3-vhost", "--addressing", "virtual"])
-    .args(["--resolve-domain", "s3.localhost", "--big-mib", "16"]);
+    .args(["--resolve-domain", "s3.localhost", "--big-mib", "16"])
+    .args(user.client_args());
     run_python(
         "boto3 virtual-hosted workload",
         boto,
@@ -93,8 +96,10 @@ fn ls_key(line: &str) -> Option<&str> {
 fn aws(config_file: &Path, endpoint: &str, args: &[&str]) -> String {
     let mut cmd = Command::new(venv_bin("aws"));
     isolate_aws_env(&mut cmd);
-    cmd.env("AWS_CONFIG_FILE", config_file)
-        .args(["--endpoint-url", endpoint, "--no-sign-request"])
+    e2e_user()
+        .set_env(&mut cmd)
+        .env("AWS_CONFIG_FILE", config_file)
+        .args(["--endpoint-url", endpoint])
         .args(args);
     if matches!(args, ["s3", "cp" | "sync" | "mv", ..]) {
         cmd.arg("--no-progress");
@@ -103,11 +108,11 @@ fn aws(config_file: &Path, endpoint: &str, args: &[&str]) -> String {
     assert_success(&format!("aws {}", args.join(" ")), &out)
 }
 
-/// The AWS CLI v1: mb, multipart cp up and down, ls, sync, s3api head-object.
+/// The AWS CLI v1, signing: mb, multipart cp up and down, ls, sync, s3api head-object.
 #[test]
 fn aws_cli_workload() {
     let moto = Moto::start();
-    let gateway = Gateway::start(&GatewayConfig::anonymous(moto.endpoint()));
+    let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
     let endpoint = gateway.endpoint();
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("aws-config");
@@ -246,23 +251,21 @@ fn aws_cli_workload() {
     }
 }
 
-/// Sends a request to the gateway and checks the status, the S3 error code and the request id.
+/// Sends a request to the gateway, signed by `keys` or unsigned, and checks the status, the
+/// S3 error code and the request id.
 fn expect_s3_error(
     gateway: &Gateway,
-    method: &str,
-    target: &str,
+    keys: Option<&Keys>,
+    (method, target): (&str, &str),
     status: u16,
     code: &str,
 ) -> HttpResponse {
-    let resp = http_request(gateway.addr(), method, target, &[], Vec::new())
-        .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
-    assert_eq!(
-        (resp.status, resp.s3_error_code().as_deref()),
-        (status, Some(code)),
-        "{method} {target}: expected {status} {code}, got {} with body {:?}",
-        resp.status,
-        resp.text()
-    );
+    let resp = match keys {
+        Some(keys) => signed_request(gateway.addr(), method, target, &[], Vec::new(), keys),
+        None => http_request(gateway.addr(), method, target, &[], Vec::new()),
+    }
+    .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+    resp.assert_s3_error(status, code, &format!("{method} {target}"));
     if method != "HEAD" {
         assert!(
             resp.text().contains("<Error>"),
@@ -279,19 +282,23 @@ fn expect_s3_error(
 }
 
 /// Requests the gateway must refuse itself, with the exact S3 status and code, without
-/// anything reaching moto (checked with moto's request recorder).
+/// anything reaching moto (checked with moto's request recorder). They are malformed, so
+/// they are refused before authentication: unsigned, they get the same answer.
 #[test]
 fn bad_requests_are_refused_before_the_backend() {
     let moto = Moto::start();
-    let gateway = Gateway::start(&GatewayConfig::anonymous(moto.endpoint()));
-    let ok = http_request(gateway.addr(), "PUT", "/e2e-bad", &[], Vec::new()).expect("PUT bucket");
+    let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
+    let user = e2e_user();
+    let ok = signed_request(gateway.addr(), "PUT", "/e2e-bad", &[], Vec::new(), &user)
+        .expect("PUT bucket");
     assert_eq!(ok.status, 200, "create bucket: {}", ok.text());
-    let ok = http_request(
+    let ok = signed_request(
         gateway.addr(),
         "PUT",
         "/e2e-bad/kept",
         &[],
         b"kept".to_vec(),
+        &user,
     )
     .expect("PUT object");
     assert_eq!(ok.status, 200, "put object: {}", ok.text());
@@ -361,12 +368,13 @@ fn bad_requests_are_refused_before_the_backend() {
     );
 
     // And the bucket holds only what was put before.
-    let list = http_request(
+    let list = signed_request(
         gateway.addr(),
         "GET",
         "/e2e-bad?list-type=2",
         &[],
         Vec::new(),
+        &user,
     )
     .expect("list");
     assert_eq!(list.status, 200, "list: {}", list.text());
@@ -379,36 +387,46 @@ fn bad_requests_are_refused_before_the_backend() {
     assert_eq!(keys, ["kept"], "bucket listing: {text}");
 }
 
-/// A backend that is down gives 503 ServiceUnavailable.
+/// A backend that is down gives 503 ServiceUnavailable to signed requests.
 #[test]
 fn backend_down_is_service_unavailable() {
     // A port nothing listens on (kept bound so that no other test takes it meanwhile).
     let (_reserved, closed) = closed_port();
-    let mut config = GatewayConfig::anonymous(format!("http://127.0.0.1:{closed}"));
+    let mut config = GatewayConfig::new(format!("http://127.0.0.1:{closed}"));
     config.wait_for_readyz = false;
     let gateway = Gateway::start(&config);
-    for (method, target) in [
+    let user = e2e_user();
+    for request in [
         ("GET", "/e2e-down/key"),
         ("PUT", "/e2e-down"),
         ("GET", "/e2e-down?list-type=2"),
         ("GET", "/"),
     ] {
-        expect_s3_error(&gateway, method, target, 503, "ServiceUnavailable");
+        expect_s3_error(&gateway, Some(&user), request, 503, "ServiceUnavailable");
     }
-    let head = http_request(gateway.addr(), "HEAD", "/e2e-down/key", &[], Vec::new())
-        .expect("HEAD to the gateway");
+    let head = signed_request(
+        gateway.addr(),
+        "HEAD",
+        "/e2e-down/key",
+        &[],
+        Vec::new(),
+        &user,
+    )
+    .expect("HEAD to the gateway");
     assert_eq!(head.status, 503, "HEAD with the backend down");
 }
 
-/// Without `allow_anonymous`, an unsigned request is 403 AccessDenied and never reaches moto.
+/// Without `allow_anonymous`, an unsigned request is `403 AccessDenied`, one signed with a
+/// wrong secret `403 SignatureDoesNotMatch`, one with an unknown access key
+/// `403 InvalidAccessKeyId`; none reaches moto.
 #[test]
-fn unsigned_requests_are_denied_without_allow_anonymous() {
+fn unsigned_and_badly_signed_requests_are_refused() {
     let moto = Moto::start();
-    let mut config = GatewayConfig::anonymous(moto.endpoint());
-    config.allow_anonymous = false;
-    let gateway = Gateway::start(&config);
+    let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
+    let wrong_secret = e2e_user().with_wrong_secret();
+    let unknown_key = Keys::new("E2EUNKNOWNKEY0000001", "whatever");
     moto.start_recording();
-    for (method, target) in [
+    for request in [
         ("GET", "/"),
         ("PUT", "/e2e-denied"),
         ("GET", "/e2e-denied/key"),
@@ -416,7 +434,21 @@ fn unsigned_requests_are_denied_without_allow_anonymous() {
         ("DELETE", "/e2e-denied/key"),
         ("GET", "/e2e-denied?list-type=2"),
     ] {
-        expect_s3_error(&gateway, method, target, 403, "AccessDenied");
+        expect_s3_error(&gateway, None, request, 403, "AccessDenied");
+        expect_s3_error(
+            &gateway,
+            Some(&wrong_secret),
+            request,
+            403,
+            "SignatureDoesNotMatch",
+        );
+        expect_s3_error(
+            &gateway,
+            Some(&unknown_key),
+            request,
+            403,
+            "InvalidAccessKeyId",
+        );
     }
     let head = http_request(gateway.addr(), "HEAD", "/e2e-denied/key", &[], Vec::new())
         .expect("HEAD to the gateway");
@@ -424,6 +456,48 @@ fn unsigned_requests_are_denied_without_allow_anonymous() {
     let recorded = moto.recorded_requests();
     assert!(
         recorded.is_empty(),
-        "denied requests reached moto: {recorded:?}"
+        "refused requests reached moto: {recorded:?}"
     );
+}
+
+/// With `allow_anonymous = true` (and no static user), unsigned requests go through to moto,
+/// re-signed with the gateway's key.
+#[test]
+fn allow_anonymous_lets_unsigned_requests_through() {
+    let moto = Moto::start();
+    let gateway = Gateway::start(&GatewayConfig::anonymous(moto.endpoint()));
+    moto.start_recording();
+    for (method, target, body, status) in [
+        ("PUT", "/e2e-anonymous", Vec::new(), 200),
+        (
+            "PUT",
+            "/e2e-anonymous/key",
+            b"anonymous payload".to_vec(),
+            200,
+        ),
+        ("GET", "/e2e-anonymous/key", Vec::new(), 200),
+    ] {
+        let resp = http_request(gateway.addr(), method, target, &[], body)
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"));
+        assert_eq!(resp.status, status, "{method} {target}: {}", resp.text());
+        if method == "GET" {
+            assert_eq!(resp.text(), "anonymous payload");
+        }
+    }
+    let recorded = moto.recorded_requests();
+    assert_eq!(recorded.len(), 3, "moto received {recorded:?}");
+    for request in &recorded {
+        let auth = request["headers"]
+            .as_object()
+            .and_then(|h| {
+                h.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            })
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=test/"),
+            "moto received Authorization {auth:?}"
+        );
+    }
 }

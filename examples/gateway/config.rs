@@ -2,9 +2,11 @@
 //! variables, then command-line flags. Every field has a default (see the README and
 //! `gateway.toml`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use s3_tower::auth::{SecretSource, StaticUser};
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -80,6 +82,124 @@ impl Default for LogConfig {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct AuthConfig {
     pub(crate) allow_anonymous: bool,
+    /// Only signatures scoped to this region are accepted; any region when unset.
+    pub(crate) region: Option<String>,
+    pub(crate) static_users: Vec<StaticUserConfig>,
+}
+
+/// An `[[auth.static_users]]` entry: a long-lived access key and who signs with it.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StaticUserConfig {
+    pub(crate) access_key_id: String,
+    #[serde(default)]
+    pub(crate) secret: Option<String>,
+    #[serde(default)]
+    pub(crate) secret_env: Option<String>,
+    #[serde(default)]
+    pub(crate) secret_file: Option<PathBuf>,
+    pub(crate) subject: String,
+    #[serde(default)]
+    pub(crate) groups: Vec<String>,
+}
+
+impl std::fmt::Debug for StaticUserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the inline secret.
+        f.debug_struct("StaticUserConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret", &self.secret.as_ref().map(|_| ".."))
+            .field("secret_env", &self.secret_env)
+            .field("secret_file", &self.secret_file)
+            .field("subject", &self.subject)
+            .field("groups", &self.groups)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// The region signatures must be scoped to, checked: `None` for any region.
+    pub(crate) fn checked_region(&self) -> Result<Option<&str>, String> {
+        match self.region.as_deref() {
+            Some(region) if region.trim().is_empty() => {
+                Err("auth.region is empty: remove it to accept any region".to_owned())
+            }
+            region => Ok(region),
+        }
+    }
+
+    /// The static users with their secrets loaded, or the first configuration error: an
+    /// empty access key id or subject, an access key id used twice, not exactly one secret
+    /// source, or a secret that cannot be loaded (unset or empty variable, unreadable or
+    /// empty file).
+    pub(crate) fn load_static_users(&self) -> Result<Vec<StaticUser>, String> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, user) in self.static_users.iter().enumerate() {
+            if user.access_key_id.is_empty() {
+                return Err(format!("auth.static_users[{i}]: access_key_id is empty"));
+            }
+            if let Some(first) = seen.insert(&user.access_key_id, i) {
+                return Err(format!(
+                    "auth.static_users[{i}]: access key id {} is already used by \
+                     auth.static_users[{first}]",
+                    user.access_key_id
+                ));
+            }
+        }
+        self.static_users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                user.load()
+                    .map_err(|e| format!("auth.static_users[{i}] ({}): {e}", user.access_key_id))
+            })
+            .collect()
+    }
+}
+
+impl StaticUserConfig {
+    /// Where the secret comes from: exactly one of `secret`, `secret_env`, `secret_file`.
+    fn secret_source(&self) -> Result<(SecretSource, &'static str), String> {
+        let mut sources: Vec<(SecretSource, &'static str)> = [
+            self.secret
+                .clone()
+                .map(|s| (SecretSource::Inline(s), "secret")),
+            self.secret_env
+                .clone()
+                .map(|v| (SecretSource::Env(v), "secret_env")),
+            self.secret_file
+                .clone()
+                .map(|p| (SecretSource::File(p), "secret_file")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match sources.len() {
+            1 => Ok(sources.remove(0)),
+            0 => Err("set one of secret, secret_env or secret_file (none is set)".to_owned()),
+            _ => {
+                let names: Vec<&str> = sources.iter().map(|(_, name)| *name).collect();
+                Err(format!(
+                    "set only one of secret, secret_env or secret_file ({} are set)",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+
+    fn load(&self) -> Result<StaticUser, String> {
+        if self.subject.is_empty() {
+            return Err("subject is empty".to_owned());
+        }
+        let (source, name) = self.secret_source()?;
+        let secret = source.load().map_err(|e| format!("{name}: {e}"))?;
+        Ok(StaticUser {
+            access_key_id: self.access_key_id.clone(),
+            secret,
+            subject: self.subject.clone(),
+            groups: self.groups.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,6 +324,28 @@ mod tests {
             SocketAddr::from(([127, 0, 0, 1], 8191))
         );
         assert!(!cfg.auth.allow_anonymous);
+        assert_eq!(cfg.auth.region, None);
+        let users: Vec<_> = cfg
+            .auth
+            .static_users
+            .iter()
+            .map(|u| {
+                (
+                    u.access_key_id.as_str(),
+                    u.secret_env.as_deref(),
+                    u.subject.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            users,
+            [(
+                "AKIAEXAMPLEALICE0001",
+                Some("S3_TOWER_ALICE_SECRET"),
+                "alice"
+            )]
+        );
+        assert_eq!(cfg.auth.static_users[0].groups, ["admin"]);
         assert_eq!(cfg.routing.default_backend.as_deref(), Some("main"));
         assert_eq!(cfg.backends.len(), 2);
         assert!(matches!(
@@ -219,6 +361,153 @@ mod tests {
         assert_eq!(cfg.server.listen.port(), 8190);
         assert_eq!(cfg.upstream.connect_timeout_secs, 5);
         assert!(cfg.backends.is_empty());
+    }
+
+    /// The `[auth]` section of a configuration file holding `toml`.
+    fn auth_from(dir: &Path, toml: &str) -> AuthConfig {
+        let path = dir.join("auth.toml");
+        std::fs::write(&path, toml).unwrap();
+        load(Some(&path)).unwrap().auth
+    }
+
+    #[test]
+    fn static_users_load_their_secrets_from_each_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "file-secret\n").unwrap();
+        let auth = auth_from(
+            dir.path(),
+            &format!(
+                "[auth]\nregion = \"eu-west-1\"\n\
+                 [[auth.static_users]]\naccess_key_id = \"AK1\"\nsecret = \"inline-secret\"\n\
+                 subject = \"alice\"\ngroups = [\"admin\", \"ops\"]\n\
+                 [[auth.static_users]]\naccess_key_id = \"AK2\"\nsecret_file = {file:?}\n\
+                 subject = \"bob\"\n"
+            ),
+        );
+        assert_eq!(auth.checked_region(), Ok(Some("eu-west-1")));
+        let users = auth.load_static_users().unwrap();
+        let got: Vec<_> = users
+            .iter()
+            .map(|u| {
+                (
+                    u.access_key_id.as_str(),
+                    u.secret.expose(),
+                    u.subject.as_str(),
+                    &u.groups,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "AK1",
+                    "inline-secret",
+                    "alice",
+                    &vec!["admin".to_owned(), "ops".to_owned()]
+                ),
+                ("AK2", "file-secret", "bob", &Vec::new()),
+            ]
+        );
+        // Debug never shows the inline secret.
+        let debug = format!("{auth:?}");
+        assert!(!debug.contains("inline-secret"), "{debug}");
+    }
+
+    #[test]
+    fn static_user_errors_name_the_user_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let user = |ak: &str, secret: &str| {
+            format!(
+                "[[auth.static_users]]\naccess_key_id = {ak:?}\nsubject = \"alice\"\n{secret}\n"
+            )
+        };
+        let cases = [
+            (
+                user("AK1", ""),
+                "auth.static_users[0] (AK1): set one of secret, secret_env or secret_file (none is set)"
+                    .to_owned(),
+            ),
+            (
+                user("AK1", &format!("secret = \"s\"\nsecret_file = {empty:?}")),
+                "auth.static_users[0] (AK1): set only one of secret, secret_env or secret_file \
+                 (secret, secret_file are set)"
+                    .to_owned(),
+            ),
+            (
+                user("AK1", "secret = \"s\"") + &user("AK2", "secret = \"s\"")
+                    + &user("AK1", "secret = \"t\""),
+                "auth.static_users[2]: access key id AK1 is already used by auth.static_users[0]"
+                    .to_owned(),
+            ),
+            (
+                user("AK1", "secret_env = \"S3_TOWER_TEST_SURELY_UNSET_VARIABLE\""),
+                "auth.static_users[0] (AK1): secret_env: environment variable \
+                 S3_TOWER_TEST_SURELY_UNSET_VARIABLE is unset or empty"
+                    .to_owned(),
+            ),
+            (
+                user("AK1", &format!("secret_file = {missing:?}")),
+                format!(
+                    "auth.static_users[0] (AK1): secret_file: cannot read secret file {}: {}",
+                    missing.display(),
+                    std::fs::read(&missing).unwrap_err()
+                ),
+            ),
+            (
+                user("AK1", &format!("secret_file = {empty:?}")),
+                "auth.static_users[0] (AK1): secret_file: the secret is empty".to_owned(),
+            ),
+            (
+                user("AK1", "secret = \"\""),
+                "auth.static_users[0] (AK1): secret: the secret is empty".to_owned(),
+            ),
+            (
+                user("", "secret = \"s\""),
+                "auth.static_users[0]: access_key_id is empty".to_owned(),
+            ),
+            (
+                user("AK1", "secret = \"s\"").replace("\"alice\"", "\"\""),
+                "auth.static_users[0] (AK1): subject is empty".to_owned(),
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = auth_from(dir.path(), &toml)
+                .load_static_users()
+                .unwrap_err();
+            assert_eq!(err, expected, "for\n{toml}");
+        }
+    }
+
+    #[test]
+    fn static_user_shape_errors_are_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        for (toml, expected) in [
+            (
+                "[[auth.static_users]]\naccess_key_id = \"AK1\"\nsecret = \"s\"\n",
+                // (config-rs prints the path as `auth.static_users[0]subject`.)
+                "missing configuration field \"auth.static_users[0]subject\"",
+            ),
+            (
+                "[[auth.static_users]]\naccess_key_id = \"AK1\"\nsecret = \"s\"\n\
+                 subject = \"a\"\nsecret_var = \"X\"\n",
+                "unknown field `secret_var`",
+            ),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let auth = auth_from(dir.path(), "[auth]\nregion = \"\"\n");
+        assert_eq!(
+            auth.checked_region(),
+            Err("auth.region is empty: remove it to accept any region".to_owned())
+        );
     }
 
     #[test]

@@ -8,12 +8,13 @@
 //! See `gateway.toml` next to this file for every setting and its default.
 
 mod admin;
-mod anonymous;
 mod config;
 mod dev_backend;
+mod dev_users;
 mod metrics;
 mod tls;
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rand::Rng;
+use s3_tower::auth::{SigV4Layer, StaticCredentials, StaticUser};
 use s3_tower::core::{RequestId, S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
     Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
@@ -36,8 +37,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, CredentialsConfig, LogFormat};
+use crate::config::{AuthConfig, Config, CredentialsConfig, LogFormat};
 use crate::dev_backend::DevBackend;
+use crate::dev_users::DevUsers;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -60,8 +62,8 @@ struct Cli {
     /// Directory for gateway data (the dev backend's buckets) [default: ./data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Development mode: embedded S3 backend under <data-dir>, anonymous access. Never in
-    /// production.
+    /// Development mode: embedded S3 backend under <data-dir>, users `admin` and `reader`
+    /// with keys in <data-dir>/.dev/credentials. Never in production.
     #[arg(long)]
     dev: bool,
 }
@@ -88,9 +90,6 @@ fn start() -> Result<(), BoxError> {
     if let Some(dir) = cli.data_dir {
         cfg.server.data_dir = dir;
     }
-    if cli.dev {
-        cfg.auth.allow_anonymous = true;
-    }
     init_tracing(&cfg);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,13 +111,24 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     let metrics = metrics::install()?;
     let ready = Arc::new(AtomicBool::new(false));
 
+    let dev_users = if dev {
+        let users = DevUsers::load_or_create(&cfg.server.data_dir).map_err(|e| {
+            format!(
+                "cannot set up the development users in {}: {e}",
+                cfg.server.data_dir.join(".dev").display()
+            )
+        })?;
+        Some(users)
+    } else {
+        None
+    };
+    let mut users = cfg.auth.load_static_users()?;
+    users.extend(dev_users.iter().flat_map(DevUsers::static_users));
+    let sigv4 = sigv4_layer(&cfg.auth, users, cfg.server.listen)?;
+
     let dev_backend = if dev {
         let root = cfg.server.data_dir.join("buckets");
-        let secret: String = rand::rng()
-            .sample_iter(rand::distr::Alphanumeric)
-            .take(40)
-            .map(char::from)
-            .collect();
+        let secret = dev_users::random_secret();
         let backend = DevBackend::start(&root, "s3-tower-dev", &secret).await?;
         tracing::info!(dir = %root.display(), "embedded development backend (s3s-fs) started");
         Some(backend)
@@ -137,12 +147,6 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     }
     let upstream = upstream.build()?;
 
-    if cfg.auth.allow_anonymous {
-        tracing::warn!(
-            "ANONYMOUS ACCESS IS ON (auth.allow_anonymous = true): anyone who reaches {} can use every bucket. Development only.",
-            cfg.server.listen
-        );
-    }
     let mut parser = S3RequestParser::new();
     for domain in &cfg.server.virtual_host_domains {
         parser = parser.virtual_host_domain(domain.clone());
@@ -171,9 +175,7 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(S3RequestLayer::with_parser(parser))
-        .layer(anonymous::AnonymousLayer {
-            allow: cfg.auth.allow_anonymous,
-        })
+        .layer(sigv4)
         .layer(ResignLayer::new(router))
         .service(upstream);
 
@@ -183,8 +185,15 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("S3 endpoint: {scheme}://{}", listener.local_addr()?);
     tracing::info!("admin endpoint: http://{}", admin_listener.local_addr()?);
-    if dev {
-        print_dev_help(scheme, listener.local_addr()?);
+    if let Some(users) = &dev_users {
+        let endpoint = format!(
+            "{scheme}://{}",
+            loopback_if_unspecified(listener.local_addr()?)
+        );
+        users
+            .write_config(&endpoint)
+            .map_err(|e| format!("cannot write {}: {e}", users.config_file().display()))?;
+        print_dev_help(&endpoint, users);
     }
 
     let admin = admin::router(admin::AdminState {
@@ -353,13 +362,81 @@ async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendR
     Ok(router)
 }
 
-fn print_dev_help(scheme: &str, addr: SocketAddr) {
+/// The SigV4 layer for `users` (static users of the configuration, and the `--dev` users),
+/// with the anonymous and region settings of `[auth]`.
+fn sigv4_layer(
+    auth: &AuthConfig,
+    users: Vec<StaticUser>,
+    listen: SocketAddr,
+) -> Result<SigV4Layer, BoxError> {
+    let region = auth.checked_region()?;
+    let credentials = StaticCredentials::new(users)?;
+    if auth.allow_anonymous {
+        tracing::warn!(
+            "ANONYMOUS ACCESS IS ON (auth.allow_anonymous = true): anyone who reaches {listen} can use every bucket. Development only."
+        );
+    } else if credentials.is_empty() {
+        tracing::warn!(
+            "no [[auth.static_users]] and anonymous access off: every request will be refused"
+        );
+    }
+    tracing::info!(
+        static_users = credentials.len(),
+        region = region.unwrap_or("any"),
+        "SigV4 authentication"
+    );
+    let mut layer = SigV4Layer::new(credentials).allow_anonymous(auth.allow_anonymous);
+    if let Some(region) = region {
+        layer = layer.region(region);
+    }
+    Ok(layer)
+}
+
+/// `addr`, with an unspecified IP (`0.0.0.0`, `::`) replaced by the loopback address, for a
+/// URL clients on this machine can use.
+fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+/// Tells a newcomer how to use the `--dev` gateway. Prints file paths and access key ids,
+/// never secrets.
+fn print_dev_help(endpoint: &str, users: &DevUsers) {
+    let credentials = users.credentials_file();
+    let config = users.config_file();
+    let (credentials, config) = (credentials.display(), config.display());
+    let keys = if users.reused {
+        "reused from"
+    } else {
+        "written to"
+    };
+    let mut who = String::new();
+    for user in &users.users {
+        let _ = writeln!(
+            who,
+            "    {:<7} group {:<7} access key {}",
+            user.profile, user.profile, user.access_key_id
+        );
+    }
     println!(
-        "\n  s3-tower gateway (development mode) at {scheme}://{addr}\n\n  \
-         Anonymous access, embedded backend. Try:\n    \
-         aws --endpoint-url {scheme}://{addr} --no-sign-request s3 mb s3://demo\n    \
-         aws --endpoint-url {scheme}://{addr} --no-sign-request s3 cp README.md s3://demo/\n    \
-         aws --endpoint-url {scheme}://{addr} --no-sign-request s3 ls s3://demo/\n"
+        "\n  s3-tower gateway (development mode) at {endpoint}\n\n  \
+         Embedded backend; requests must be signed. Users (keys {keys} {credentials}):\n\
+         {who}    (no authorization layer yet: reader may do what admin does)\n\n  \
+         With the AWS CLI (or any AWS SDK), the profiles carry region and endpoint:\n    \
+         export AWS_CONFIG_FILE={config}\n    \
+         export AWS_SHARED_CREDENTIALS_FILE={credentials}\n    \
+         aws --profile admin s3 mb s3://demo\n    \
+         aws --profile admin s3 cp README.md s3://demo/\n    \
+         aws --profile reader s3 ls s3://demo/\n\n  \
+         Or with the credentials file only:\n    \
+         AWS_SHARED_CREDENTIALS_FILE={credentials} aws --profile admin --region {region} \\\n      \
+         --endpoint-url {endpoint} s3 ls\n",
+        region = dev_users::DEV_REGION,
     );
 }
 

@@ -14,9 +14,12 @@ pub enum AuthError {
     /// No credentials, and anonymous access is not configured.
     #[error("anonymous access is not allowed")]
     AnonymousNotAllowed,
-    /// An AWS signature version 2 header or presigned URL.
+    /// An AWS signature version 2 `Authorization` header.
     #[error("signature version 2 is not supported")]
     SigV2,
+    /// An AWS signature version 2 presigned URL (`AWSAccessKeyId`, `Expires`, `Signature`).
+    #[error("signature version 2 presigned URLs are not supported")]
+    SigV2Presigned,
     /// An `Authorization` scheme or `X-Amz-Algorithm` other than `AWS4-HMAC-SHA256`.
     #[error("unsupported authorization algorithm {0:?}")]
     UnsupportedAlgorithm(String),
@@ -144,11 +147,18 @@ impl AuthError {
                 C::AccessDenied,
                 "Anonymous access is not allowed; sign the request with AWS4-HMAC-SHA256".into(),
             ),
+            // AWS's exact words: s3cmd (and others) switch to SigV4 when they see them.
             Self::SigV2 => (
                 C::InvalidRequest,
                 "The authorization mechanism you have provided is not supported. Please use \
-                 AWS4-HMAC-SHA256 (AWS signature version 2 is refused; with boto3 set \
-                 signature_version='s3v4')."
+                 AWS4-HMAC-SHA256."
+                    .into(),
+            ),
+            Self::SigV2Presigned => (
+                C::InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use \
+                 AWS4-HMAC-SHA256. This presigned URL uses AWS signature version 2; with boto3 \
+                 create it with signature_version='s3v4'."
                     .into(),
             ),
             Self::UnsupportedAlgorithm(alg) => (

@@ -5,8 +5,8 @@ Creates a bucket, puts a small and a big object, reads them back (whole, by rang
 lists with prefixes and delimiters (v1, v2, paginated), copies objects whose keys hold
 spaces, unicode, `+` and `%`, deletes one and several objects and finally the bucket.
 
-Requests are unsigned (the gateway runs with `auth.allow_anonymous = true` until
-authentication lands). With `--addressing virtual` the endpoint must be
+Requests are signed (SigV4) with `--access-key`/`--secret-key`, a static user of the
+gateway; without them they are unsigned. With `--addressing virtual` the endpoint must be
 `http://<domain>:<port>` and requests go to `<bucket>.<domain>`; when such names do not
 resolve (glibc does not resolve `*.localhost` on every machine), `--resolve-to 127.0.0.1`
 makes this process resolve every `*.<domain>` name to that address, so botocore's real
@@ -57,16 +57,17 @@ def resolve_domain_to(domain, address):
     socket.getaddrinfo = getaddrinfo
 
 
-def make_client(endpoint, addressing, sign):
-    # --sign is for checking this script against a backend directly (test/test keys).
-    creds = {"aws_access_key_id": "test", "aws_secret_access_key": "test"} if sign else {}
+def make_client(endpoint, addressing, access_key, secret_key):
+    creds = {}
+    if access_key:
+        creds = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         **creds,
         config=Config(
-            signature_version="s3v4" if sign else UNSIGNED,
+            signature_version="s3v4" if access_key else UNSIGNED,
             s3={"addressing_style": addressing},
             retries={"total_max_attempts": 1},
             connect_timeout=10,
@@ -248,7 +249,8 @@ def main():
     p.add_argument("--big-mib", type=int, default=64)
     p.add_argument("--resolve-domain", help="domain whose names to resolve to --resolve-to")
     p.add_argument("--resolve-to", default="127.0.0.1")
-    p.add_argument("--sign", action="store_true", help="sign with test/test (not for the gateway)")
+    p.add_argument("--access-key", help="sign with this access key (unsigned without)")
+    p.add_argument("--secret-key")
     args = p.parse_args()
 
     if args.resolve_domain:
@@ -264,7 +266,7 @@ def main():
             )
             resolve_domain_to(args.resolve_domain, args.resolve_to)
 
-    s3 = make_client(args.endpoint, args.addressing, args.sign)
+    s3 = make_client(args.endpoint, args.addressing, args.access_key, args.secret_key)
     workload(s3, args.bucket, args.big_mib * MIB)
     print("boto3 workload: all checks passed", flush=True)
 

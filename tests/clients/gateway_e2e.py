@@ -7,9 +7,9 @@
   with a presigned GET URL (urllib).
 - `tls-untrusted`: connects to an https endpoint trusting only the default CA store (certifi
   for botocore, the system store for `ssl`) and expects certificate verification to fail.
-- `slow-download`: GETs an object with `http.client`, reads its head and the first MiB,
-  prints `in flight`, waits for a line on stdin, then reads the rest and writes it to
-  `--out`.
+- `slow-download`: GETs `--path` (an object's presigned URL, path and query) with
+  `http.client`, reads its head and the first MiB, prints `in flight`, waits for a line on
+  stdin, then reads the rest and writes it to `--out`.
 - `minio`: the MinIO SDK (minio-py): make_bucket, bucket_exists, put_object, get_object,
   stat_object, list_objects, remove_object, remove_bucket.
 

@@ -7,8 +7,10 @@ bucket, put, get, range get, head, list v1/v2 with prefix and delimiter, copy, d
 multi-object delete; then checks with path-style requests (`Host: 127.0.0.1:<port>`,
 `/<bucket>/...`) that the virtual-hosted requests acted on that same bucket.
 
-Requests are unsigned (the gateway runs with `auth.allow_anonymous = true`). Prints
-`raw virtual-hosted: all checks passed` at the end; exits non-zero on the first failure.
+Every request is signed (SigV4, `Authorization` header over the payload's SHA-256) with
+`--access-key`/`--secret-key` by botocore's signer, for the Host header it is sent with.
+Prints `raw virtual-hosted: all checks passed` at the end; exits non-zero on the first
+failure.
 """
 
 import argparse
@@ -19,6 +21,10 @@ import os
 import sys
 import xml.etree.ElementTree as ET
 from urllib.parse import quote, urlencode
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -33,9 +39,18 @@ def expect(actual, expected, what):
 
 
 class Client:
-    def __init__(self, port, host):
+    def __init__(self, port, host, credentials):
         self.port = port
         self.host = host
+        self.credentials = credentials
+
+    def sign(self, method, target, headers, body):
+        """The headers with the SigV4 ones added, for `method target` to `self.host`."""
+        request = AWSRequest(
+            method=method, url=f"http://{self.host}{target}", data=body, headers=headers
+        )
+        S3SigV4Auth(self.credentials, "s3", "us-east-1").add_auth(request)
+        return dict(request.headers.items())
 
     def request(self, method, path, body=b"", headers=None, query=None):
         target = path
@@ -45,6 +60,7 @@ class Client:
         try:
             hdrs = {"Host": self.host}
             hdrs.update(headers or {})
+            hdrs = self.sign(method, target, hdrs, body)
             # skip_host: the Host header is ours, not derived from the connection address.
             conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
             for k, v in hdrs.items():
@@ -86,10 +102,13 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--domain", required=True)
     p.add_argument("--bucket", required=True)
+    p.add_argument("--access-key", required=True)
+    p.add_argument("--secret-key", required=True)
     args = p.parse_args()
 
-    vhost = Client(args.port, f"{args.bucket}.{args.domain}:{args.port}")
-    path_style = Client(args.port, f"127.0.0.1:{args.port}")
+    credentials = Credentials(args.access_key, args.secret_key)
+    vhost = Client(args.port, f"{args.bucket}.{args.domain}:{args.port}", credentials)
+    path_style = Client(args.port, f"127.0.0.1:{args.port}", credentials)
     b = args.bucket
 
     vhost.ok(200, "PUT", "/", "create bucket")

@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: child processes that die with the test, free ports,
-//! readiness polling, a moto server, the gateway example, a small HTTP client and the Python
-//! clients of `.tools/venv`.
+//! readiness polling, a moto server, the gateway example and the static user it knows, a small
+//! HTTP client that can sign its requests (SigV4 with `aws-sigv4`, header or presigned URL),
+//! and the Python clients of `.tools/venv`.
 //!
 //! The tools come from `cargo xtask test`, which installs them into `.tools/` and sets
 //! `S3_TOWER_TOOLS` and `S3_TOWER_GATEWAY_BIN`. Nothing is skipped silently: a missing tool is
@@ -14,7 +15,7 @@ use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -288,6 +289,72 @@ impl Moto {
     }
 }
 
+/// An access key and its secret, as a client signs with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// The access key id.
+    pub(crate) access_key_id: String,
+    /// The secret access key.
+    pub(crate) secret_access_key: String,
+}
+
+impl Keys {
+    pub(crate) fn new(access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret.into(),
+        }
+    }
+
+    /// The same access key id with another secret: its signatures never match.
+    pub(crate) fn with_wrong_secret(&self) -> Self {
+        Self::new(
+            self.access_key_id.clone(),
+            format!("{}-wrong", self.secret_access_key),
+        )
+    }
+
+    /// `--access-key <id> --secret-key <secret>`, the arguments of the Python clients.
+    pub(crate) fn client_args(&self) -> [&str; 4] {
+        [
+            "--access-key",
+            &self.access_key_id,
+            "--secret-key",
+            &self.secret_access_key,
+        ]
+    }
+
+    /// Gives an AWS CLI (or SDK) process these keys through `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub(crate) fn set_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("AWS_ACCESS_KEY_ID", &self.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_access_key)
+    }
+}
+
+/// The static user of the gateways of [`GatewayConfig::new`] (and of `e2e_gateway`'s configs).
+pub(crate) fn e2e_user() -> Keys {
+    Keys::new(
+        "E2EUSERACCESSKEY0001",
+        "e2e-user-secret-do-not-use-elsewhere",
+    )
+}
+
+/// `[[auth.static_users]]` tables for `users`, with inline secrets and subjects `user0`,
+/// `user1`, ...
+pub(crate) fn static_users_toml(users: &[Keys]) -> String {
+    let mut t = String::new();
+    for (i, user) in users.iter().enumerate() {
+        let _ = write!(
+            t,
+            "\n[[auth.static_users]]\naccess_key_id = {}\nsecret = {}\nsubject = \"user{i}\"\n",
+            toml_str(&user.access_key_id),
+            toml_str(&user.secret_access_key),
+        );
+    }
+    t
+}
+
 /// The gateway's configuration for a test (rendered to TOML).
 #[derive(Debug, Clone)]
 pub(crate) struct GatewayConfig {
@@ -295,6 +362,8 @@ pub(crate) struct GatewayConfig {
     pub(crate) backend_endpoint: String,
     /// `auth.allow_anonymous`.
     pub(crate) allow_anonymous: bool,
+    /// `[[auth.static_users]]`.
+    pub(crate) static_users: Vec<Keys>,
     /// `server.virtual_host_domains`.
     pub(crate) virtual_host_domains: Vec<String>,
     /// Wait for `/readyz` (true) or only `/healthz` (false, for a gateway whose backend is
@@ -303,13 +372,25 @@ pub(crate) struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// An anonymous gateway in front of `backend_endpoint`, path-style only.
-    pub(crate) fn anonymous(backend_endpoint: impl Into<String>) -> Self {
+    /// A gateway in front of `backend_endpoint`, path-style only, that accepts requests
+    /// signed by [`e2e_user`] and refuses unsigned ones.
+    pub(crate) fn new(backend_endpoint: impl Into<String>) -> Self {
         Self {
             backend_endpoint: backend_endpoint.into(),
-            allow_anonymous: true,
+            allow_anonymous: false,
+            static_users: vec![e2e_user()],
             virtual_host_domains: Vec::new(),
             wait_for_readyz: true,
+        }
+    }
+
+    /// A gateway with no static user that lets unsigned requests through
+    /// (`allow_anonymous = true`).
+    pub(crate) fn anonymous(backend_endpoint: impl Into<String>) -> Self {
+        Self {
+            allow_anonymous: true,
+            static_users: Vec::new(),
+            ..Self::new(backend_endpoint)
         }
     }
 
@@ -331,7 +412,7 @@ virtual_host_domains = [{domains}]
 
 [auth]
 allow_anonymous = {anonymous}
-
+{users}
 [routing]
 default_backend = "main"
 
@@ -351,6 +432,7 @@ secret_access_key = "test"
             admin = toml_str(&admin.to_string()),
             data_dir = toml_str(&data_dir.to_string_lossy()),
             anonymous = self.allow_anonymous,
+            users = static_users_toml(&self.static_users),
             endpoint = toml_str(&self.backend_endpoint),
         );
         t
@@ -454,6 +536,18 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Panics unless this is an S3 error `status` with `<Code>code</Code>`; `what` names the
+    /// request in the failure.
+    #[track_caller]
+    pub(crate) fn assert_s3_error(&self, status: u16, code: &str, what: &str) {
+        assert_eq!(
+            (self.status, self.s3_error_code().as_deref()),
+            (status, Some(code)),
+            "{what}: {}",
+            self.text()
+        );
+    }
+
     /// The `<Code>` of an S3 XML error body.
     pub(crate) fn s3_error_code(&self) -> Option<String> {
         let text = self.text();
@@ -473,21 +567,8 @@ pub(crate) fn http_request(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Result<HttpResponse, String> {
-    let mut builder = http::Request::builder()
-        .method(http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?)
-        .uri(target);
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
-    {
-        builder = builder.header(http::header::HOST, addr.to_string());
-    }
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| format!("invalid request {method} {target}: {e}"))?;
+    let request =
+        unsent_request(addr, method, target, headers)?.map(|()| Full::new(Bytes::from(body)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -521,6 +602,135 @@ pub(crate) fn http_request(
             .await
             .map_err(|_| format!("{method} {target} to {addr} timed out"))?
     })
+}
+
+/// Signs `request` for S3 in `us-east-1` with `keys`, as a client would: in the
+/// `Authorization` header over the SHA-256 of `body`, or, with `presign`, as a presigned URL
+/// valid that long (unsigned payload). The request needs a `Host` header.
+pub(crate) fn sign_request(
+    request: &mut http::Request<()>,
+    body: &[u8],
+    keys: &Keys,
+    presign: Option<Duration>,
+) -> Result<(), String> {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation,
+        SigningSettings, UriPathNormalizationMode, sign,
+    };
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let signable_body = if let Some(expires) = presign {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires);
+        SignableBody::UnsignedPayload
+    } else {
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        SignableBody::Bytes(body)
+    };
+    let credentials = aws_credential_types::Credentials::new(
+        &keys.access_key_id,
+        &keys.secret_access_key,
+        None,
+        None,
+        "e2e",
+    );
+    let identity = credentials.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or("a request to sign needs a Host header")?;
+    let url = format!("http://{host}{}", request.uri());
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(k, v)| Ok((k.as_str(), v.to_str().map_err(|e| e.to_string())?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        &url,
+        headers.into_iter(),
+        signable_body,
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    instructions.apply_to_request_http1x(request);
+    Ok(())
+}
+
+/// [`http_request`], signed by `keys` in the `Authorization` header.
+pub(crate) fn signed_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    keys: &Keys,
+) -> Result<HttpResponse, String> {
+    let mut request = unsent_request(addr, method, target, headers)?;
+    sign_request(&mut request, &body, keys, None)?;
+    let signed: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let signed: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    http_request(addr, method, target, &signed, body)
+}
+
+/// The request target (path and query) of a URL presigned by `keys` for `method target`,
+/// valid for ten minutes.
+pub(crate) fn presigned_target(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    keys: &Keys,
+) -> Result<String, String> {
+    let mut request = unsent_request(addr, method, target, &[])?;
+    sign_request(&mut request, &[], keys, Some(Duration::from_mins(10)))?;
+    Ok(request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| target.to_owned(), ToString::to_string))
+}
+
+/// A request head for `method target` with `headers`, and `Host: addr` unless they name one.
+fn unsent_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<http::Request<()>, String> {
+    let mut builder = http::Request::builder()
+        .method(http::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?)
+        .uri(target);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        builder = builder.header(http::header::HOST, addr.to_string());
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
+        .body(())
+        .map_err(|e| format!("invalid request {method} {target}: {e}"))
 }
 
 /// Runs a command to completion, with its output captured.

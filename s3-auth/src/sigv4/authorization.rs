@@ -126,7 +126,7 @@ pub(crate) fn read_signature(
         (None, Some(algorithm)) => {
             parse_query(algorithm, query).map(|p| Presented::SigV4(Box::new(p)))
         }
-        (None, None) if sigv2_query => Err(AuthError::SigV2),
+        (None, None) if sigv2_query => Err(AuthError::SigV2Presigned),
         (None, None) => Ok(Presented::Anonymous),
     }
 }
@@ -374,7 +374,7 @@ mod tests {
         let v2 = parse_query("AWSAccessKeyId=AK&Expires=1&Signature=abc");
         assert_eq!(
             read_signature(&HeaderMap::new(), &v2).unwrap_err(),
-            AuthError::SigV2
+            AuthError::SigV2Presigned
         );
         assert!(matches!(
             read_signature(&HeaderMap::new(), &[]).unwrap(),
