@@ -62,12 +62,7 @@ pub(crate) fn canonical_query(params: &[QueryParam], presigned: bool) -> String 
     let mut pairs: Vec<(String, String)> = params
         .iter()
         .filter(|p| !(presigned && p.name == "X-Amz-Signature"))
-        .map(|p| {
-            (
-                utf8_percent_encode(&p.name, UNRESERVED).to_string(),
-                utf8_percent_encode(&p.value, UNRESERVED).to_string(),
-            )
-        })
+        .map(|p| (encode_component(&p.name), encode_component(&p.value)))
         .collect();
     pairs.sort_unstable();
     let mut out = String::new();
@@ -80,6 +75,17 @@ pub(crate) fn canonical_query(params: &[QueryParam], presigned: bool) -> String 
         out.push_str(value);
     }
     out
+}
+
+/// `s` URI-encoded the SigV4 way; most components need no encoding and are copied as is.
+fn encode_component(s: &str) -> String {
+    if s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    {
+        s.to_owned()
+    } else {
+        utf8_percent_encode(s, UNRESERVED).to_string()
+    }
 }
 
 /// The canonical URIs to try for `uri`, most likely first.

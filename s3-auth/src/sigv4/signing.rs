@@ -1,11 +1,15 @@
 //! The SigV4 signing key of one request and the HMAC and SHA-256 primitives the verifier
 //! and the aws-chunked decoder share.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use aws_lc_rs::{digest, hmac};
 use subtle::ConstantTimeEq;
+
+use crate::credentials::SecretKey;
 
 /// Hex SHA-256 of the empty string: the `x-amz-content-sha256` of an empty body, and the
 /// "previous payload" line of every chunk string-to-sign.
@@ -31,22 +35,90 @@ impl SigningKey {
         }
     }
 
-    /// The lower-case hex signature of `string_to_sign`.
-    pub(crate) fn sign_hex(&self, string_to_sign: &[u8]) -> String {
-        hex::encode(hmac::sign(&self.key, string_to_sign).as_ref())
-    }
-
-    /// Whether `provided` (lower-case hex, as sent) is the signature of `string_to_sign`,
-    /// compared in constant time.
+    /// Whether `provided` (64 lower-case hex digits, as sent) is the signature of
+    /// `string_to_sign`, compared in constant time.
     pub(crate) fn verify_hex(&self, string_to_sign: &[u8], provided: &str) -> bool {
-        let expected = self.sign_hex(string_to_sign);
-        expected.as_bytes().ct_eq(provided.as_bytes()).into()
+        let mut provided_bytes = [0u8; 32];
+        if !is_lower_hex_64(provided)
+            || hex::decode_to_slice(provided, &mut provided_bytes).is_err()
+        {
+            return false;
+        }
+        let expected = hmac::sign(&self.key, string_to_sign);
+        expected.as_ref().ct_eq(provided_bytes.as_slice()).into()
     }
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SigningKey(..)")
+    }
+}
+
+/// Derived signing keys by access key and scope, so a client's requests of one day share one
+/// derivation (four HMACs) instead of paying it per request.
+///
+/// An entry is used only when the secret it was derived from equals the secret resolved for
+/// this request (compared in constant time), so a rotated or revoked secret never reuses an
+/// old key. The cache is bounded: when full it is emptied.
+#[derive(Default)]
+pub(crate) struct SigningKeyCache {
+    entries: Mutex<HashMap<KeyScope, (SecretKey, SigningKey)>>,
+}
+
+/// The scope a signing key is derived for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct KeyScope {
+    access_key_id: String,
+    date: String,
+    region: String,
+    service: String,
+}
+
+impl SigningKeyCache {
+    /// The most entries kept.
+    const CAPACITY: usize = 4096;
+
+    /// The key for `secret` of `access_key_id` on `date` (`YYYYMMDD`, the day of `time`).
+    pub(crate) fn get(
+        &self,
+        access_key_id: &str,
+        secret: &SecretKey,
+        (date, time): (&str, SystemTime),
+        region: &str,
+        service: &str,
+    ) -> SigningKey {
+        let scope = KeyScope {
+            access_key_id: access_key_id.to_owned(),
+            date: date.to_owned(),
+            region: region.to_owned(),
+            service: service.to_owned(),
+        };
+        if let Ok(entries) = self.entries.lock()
+            && let Some((cached_secret, key)) = entries.get(&scope)
+            && bool::from(
+                cached_secret
+                    .expose()
+                    .as_bytes()
+                    .ct_eq(secret.expose().as_bytes()),
+            )
+        {
+            return key.clone();
+        }
+        let key = SigningKey::derive(secret.expose(), time, region, service);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(scope, (secret.clone(), key.clone()));
+        }
+        key
+    }
+}
+
+impl fmt::Debug for SigningKeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKeyCache(..)")
     }
 }
 
@@ -80,7 +152,17 @@ impl SigningScope {
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
+    lower_hex(digest::digest(&digest::SHA256, bytes).as_ref())
+}
+
+/// Lower-case hex of a 32-byte digest or signature.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    let mut out = [0u8; 64];
+    match hex::encode_to_slice(bytes, &mut out) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        // Not 32 bytes: the slow path still gives the right answer.
+        Err(_) => hex::encode(bytes),
+    }
 }
 
 /// Whether `s` is 64 lower-case hex digits (a SHA-256 or a SigV4 signature as sent).
@@ -117,5 +199,33 @@ mod tests {
             sts.as_bytes(),
             "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a8"
         ));
+    }
+
+    #[test]
+    fn cached_keys_are_used_only_for_the_secret_they_were_derived_from() {
+        let cache = SigningKeyCache::default();
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_hours(380_376);
+        let day = ("20130524", time);
+        let message = b"string to sign";
+        let key = |secret: &str| cache.get("AK", &SecretKey::new(secret), day, "us-east-1", "s3");
+        let old = key("old-secret");
+        let expected_old = hmac::sign(&old.key, message);
+        // Cached: the same key again.
+        let again = key("old-secret");
+        assert_eq!(
+            hmac::sign(&again.key, message).as_ref(),
+            expected_old.as_ref()
+        );
+        // A rotated secret for the same access key and day gets its own derivation.
+        let new = key("new-secret");
+        let fresh = SigningKey::derive("new-secret", time, "us-east-1", "s3");
+        assert_eq!(
+            hmac::sign(&new.key, message).as_ref(),
+            hmac::sign(&fresh.key, message).as_ref()
+        );
+        assert_ne!(
+            hmac::sign(&new.key, message).as_ref(),
+            expected_old.as_ref()
+        );
     }
 }

@@ -18,10 +18,12 @@ use crate::sigv4::authorization::{
     ALGORITHM, Presented, SignatureLocation, SignatureParams, read_signature,
 };
 use crate::sigv4::canonical::{
-    CanonicalParts, UriCanonicalization, canonical_query, canonical_uris, parse_query,
+    CanonicalParts, QueryParam, UriCanonicalization, canonical_query, canonical_uris, parse_query,
 };
 use crate::sigv4::chunked::{ChunkSigning, ChunkedConfig};
-use crate::sigv4::signing::{EMPTY_SHA256, SigningKey, SigningScope, is_lower_hex_64, sha256_hex};
+use crate::sigv4::signing::{
+    EMPTY_SHA256, SigningKeyCache, SigningScope, is_lower_hex_64, sha256_hex,
+};
 
 /// `YYYYMMDD'T'HHMMSS'Z'`, the SigV4 timestamp.
 const AMZ_DATE: &[FormatItem<'static>] =
@@ -156,6 +158,7 @@ pub struct SigV4Verifier {
     max_skew: Duration,
     uri_mode: UriCanonicalization,
     require_content_sha256: bool,
+    keys: Arc<SigningKeyCache>,
 }
 
 impl std::fmt::Debug for SigV4Verifier {
@@ -183,6 +186,7 @@ impl SigV4Verifier {
             max_skew: DEFAULT_MAX_SKEW,
             uri_mode: UriCanonicalization::default(),
             require_content_sha256: true,
+            keys: Arc::new(SigningKeyCache::default()),
         }
     }
 
@@ -242,7 +246,7 @@ impl SigV4Verifier {
         };
         let presigned = params.location == SignatureLocation::Query;
         self.check_scope(&params)?;
-        let amz_date = self.check_time(&params, &parts.headers, now)?;
+        let (amz_date, time) = self.check_time(&params, &parts.headers, now)?;
         check_signed_headers(&params, &parts.headers)?;
         let payload_hash = payload_hash(
             &params,
@@ -272,10 +276,10 @@ impl SigV4Verifier {
             })
             .await?;
 
-        let time = parse_amz_date(&amz_date)?;
-        let key = SigningKey::derive(
-            resolved.secret.expose(),
-            time,
+        let key = self.keys.get(
+            &params.credential.access_key_id,
+            &resolved.secret,
+            (&params.credential.date, time),
             &params.credential.region,
             &params.credential.service,
         );
@@ -283,24 +287,11 @@ impl SigV4Verifier {
             amz_date,
             scope: params.credential.scope(),
         };
-        let query_string = canonical_query(&query, presigned);
-        let canonical = CanonicalParts {
-            method: &parts.method,
-            query: &query_string,
-            headers: &parts.headers,
-            uri: &parts.uri,
-            signed_headers: &params.signed_headers,
-            payload_hash: &payload_hash,
-        };
-        let mut verified = false;
-        for uri in canonical_uris(&parts.uri, self.uri_mode) {
-            let request = canonical.request(&uri)?;
+        let candidates = self.canonical_candidates(parts, &query, &params, &payload_hash)?;
+        let verified = candidates.iter().any(|request| {
             let string_to_sign = scope.string_to_sign(ALGORITHM, &sha256_hex(request.as_bytes()));
-            if key.verify_hex(string_to_sign.as_bytes(), &params.signature) {
-                verified = true;
-                break;
-            }
-        }
+            key.verify_hex(string_to_sign.as_bytes(), &params.signature)
+        });
         if !verified {
             return Err(AuthError::SignatureMismatch);
         }
@@ -332,21 +323,32 @@ impl SigV4Verifier {
         let Presented::SigV4(params) = read_signature(&parts.headers, &query)? else {
             return Ok(Vec::new());
         };
-        let presigned = params.location == SignatureLocation::Query;
         let payload_hash = payload_hash(
             &params,
             &parts.headers,
             self.require_content_sha256,
             self.service == "s3",
         )?;
-        let query_string = canonical_query(&query, presigned);
+        self.canonical_candidates(parts, &query, &params, &payload_hash)
+    }
+
+    /// The canonical request for each candidate form of the URI (see `canonical_uris`).
+    fn canonical_candidates(
+        &self,
+        parts: &Parts,
+        query: &[QueryParam],
+        params: &SignatureParams,
+        payload_hash: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        let presigned = params.location == SignatureLocation::Query;
+        let query_string = canonical_query(query, presigned);
         let canonical = CanonicalParts {
             method: &parts.method,
             query: &query_string,
             headers: &parts.headers,
             uri: &parts.uri,
             signed_headers: &params.signed_headers,
-            payload_hash: &payload_hash,
+            payload_hash,
         };
         canonical_uris(&parts.uri, self.uri_mode)
             .iter()
@@ -374,13 +376,13 @@ impl SigV4Verifier {
     }
 
     /// Checks the request time against the clock and the scope date; returns the timestamp
-    /// as signed.
+    /// as signed and as a time.
     fn check_time(
         &self,
         params: &SignatureParams,
         headers: &HeaderMap,
         now: SystemTime,
-    ) -> Result<String, AuthError> {
+    ) -> Result<(String, SystemTime), AuthError> {
         let amz_date = match (&params.query_date, params.location) {
             (Some(date), SignatureLocation::Query) => date.clone(),
             _ => headers
@@ -413,7 +415,7 @@ impl SigV4Verifier {
                 }
             }
         }
-        Ok(amz_date)
+        Ok((amz_date, time))
     }
 }
 
