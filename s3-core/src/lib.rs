@@ -21,6 +21,7 @@ mod principal;
 mod query;
 mod request;
 mod request_id;
+pub mod uri_encoding;
 
 pub use bucket::validate_bucket_name;
 pub use classify::PRESIGN_PARAMS;

@@ -13,20 +13,12 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Uri};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
+use s3_core::uri_encoding::{SIGV4_UNRESERVED as AWS_QUERY, SIGV4_UNRESERVED_PATH as AWS_PATH};
 use s3_core::{PRESIGN_PARAMS, S3Request};
 
 use crate::backend::{Backend, BackendAddressing};
 use crate::error::ResignError;
-
-/// Bytes SigV4 leaves unencoded: `A-Z a-z 0-9 - _ . ~`.
-const AWS_QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-/// As [`AWS_QUERY`], keeping `/` for object keys in paths.
-const AWS_PATH: &AsciiSet = &AWS_QUERY.remove(b'/');
 
 /// Headers that carry the client's credentials or signature; never forwarded.
 const CLIENT_AUTH_HEADERS: &[&str] = &[

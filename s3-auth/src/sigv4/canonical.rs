@@ -3,19 +3,12 @@
 use std::borrow::Cow;
 
 use http::{HeaderMap, Method, Uri};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
+use s3_core::uri_encoding::{
+    SIGV4_UNRESERVED as UNRESERVED, SIGV4_UNRESERVED_PATH as UNRESERVED_PATH,
+};
 
 use crate::error::AuthError;
-
-/// Characters SigV4 leaves unencoded: `A-Z a-z 0-9 - _ . ~`.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// The same, keeping `/` (the separator of path segments).
-const UNRESERVED_PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 
 /// How the canonical URI is derived from the path the client sent.
 ///
