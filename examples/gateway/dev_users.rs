@@ -3,7 +3,6 @@
 //! file `<data-dir>/.dev/config` whose profiles of the same names point at the gateway, so
 //! `aws --profile admin s3 ls` works with no other flag.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -149,35 +148,23 @@ impl DevUsers {
 /// The users of an AWS shared credentials file, if it holds a valid key pair for every
 /// profile of [`PROFILES`] and no two share an access key id.
 fn parse_credentials(text: &str) -> Option<Vec<DevUser>> {
-    let mut sections: HashMap<&str, HashMap<&str, &str>> = HashMap::new();
-    let mut current = None;
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = Some(name.trim());
-            sections.entry(name.trim()).or_default();
-        } else if let (Some(section), Some((key, value))) = (current, line.split_once('=')) {
-            sections
-                .entry(section)
-                .or_default()
-                .insert(key.trim(), value.trim());
-        }
-    }
+    let file = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Ini))
+        .build()
+        .ok()?;
+    let value = |profile: &str, key: &str| file.get_string(&format!("{profile}.{key}")).ok();
     let users: Vec<DevUser> = PROFILES
         .iter()
         .map(|&(profile, _)| {
-            let section = sections.get(profile)?;
-            let access_key_id = *section.get("aws_access_key_id")?;
-            let secret = *section.get("aws_secret_access_key")?;
+            let access_key_id = value(profile, "aws_access_key_id")?;
+            let secret = value(profile, "aws_secret_access_key")?;
             let valid = !access_key_id.is_empty()
                 && access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
                 && !secret.is_empty()
                 && secret.bytes().all(|b| b.is_ascii_graphic());
             valid.then(|| DevUser {
                 profile,
-                access_key_id: access_key_id.to_owned(),
+                access_key_id: access_key_id.clone(),
                 secret: SecretKey::new(secret),
             })
         })
