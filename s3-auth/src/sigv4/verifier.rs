@@ -256,9 +256,10 @@ impl SigV4Verifier {
         )?;
         let payload = PayloadMode::parse(&payload_hash)?;
 
-        let token = match params.location {
-            SignatureLocation::Query => params.query_token.clone(),
-            SignatureLocation::Header => parts
+        // A presigned URL carries its token in the query; a (signed) header serves both.
+        let token = match params.query_token.clone() {
+            Some(token) => Some(token),
+            None => parts
                 .headers
                 .get(SECURITY_TOKEN)
                 .map(|v| {
