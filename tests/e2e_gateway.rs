@@ -30,10 +30,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::{
-    ChildGuard, Gateway, GatewayConfig, Keys, Moto, STARTUP_TIMEOUT, assert_success, closed_port,
-    e2e_user, free_port, gateway_bin, http_request, isolate_aws_env, local, presigned_target,
-    pseudo_random_bytes, python_client, run_captured, run_python, signed_request,
-    static_users_toml, venv_bin,
+    ChildGuard, Gateway, GatewayConfig, Keys, Moto, STARTUP_TIMEOUT, TestPki, assert_success,
+    closed_port, e2e_user, free_port, gateway_bin, http_request, isolate_aws_env, local,
+    presigned_target, pseudo_random_bytes, python_client, run_captured, run_python, sha256_hex,
+    signed_request, static_users_toml, venv_bin, without_ca_env, write_test_pki,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -471,17 +471,6 @@ impl DevFiles {
     }
 }
 
-/// Hex SHA-256.
-fn sha256_hex(data: &[u8]) -> String {
-    use s3s::crypto::{Checksum as _, Sha256};
-    Sha256::checksum(data)
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
-}
-
 /// `--dev` with no config file: anonymous access is off; the gateway makes users `admin` and
 /// `reader` with random keys in `<data-dir>/.dev/credentials` (mode 0600, directory 0700) and
 /// profiles of the same names in `<data-dir>/.dev/config` carrying region and endpoint, and
@@ -708,64 +697,6 @@ fn dev_mode_aws_cli_round_trips_100_mib_and_refuses_a_wrong_secret() {
 // ---------------------------------------------------------------------------------------------
 // 2. TLS
 
-/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files
-/// `ca.pem`, `cert.pem`, `key.pem` in `dir`.
-fn write_test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
-        IsCa, KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "s3-tower e2e test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("self-sign the CA");
-
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("server params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().expect("server key");
-    let cert = params.signed_by(&key, &ca).expect("sign the server cert");
-
-    let (ca_path, cert_path, key_path) = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&ca_path, ca.pem()).expect("write ca.pem");
-    std::fs::write(&cert_path, cert.pem()).expect("write cert.pem");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write key.pem");
-    (ca_path, cert_path, key_path)
-}
-
-/// Removes every variable that could make a TLS client trust our CA by itself.
-fn without_ca_env(cmd: &mut Command) -> &mut Command {
-    for var in [
-        "AWS_CA_BUNDLE",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// `[server.tls]`: boto3 trusting the test CA does signed put/get/list over
 /// `https://localhost:<port>` (to moto behind); clients that do not trust it fail the TLS
 /// handshake with a certificate verification error (not an HTTP error); the AWS CLI with
@@ -773,7 +704,7 @@ fn without_ca_env(cmd: &mut Command) -> &mut Command {
 #[test]
 fn tls_listener_serves_clients_that_trust_its_ca() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (ca, cert, key) = write_test_pki(dir.path());
+    let TestPki { ca, cert, key } = write_test_pki(dir.path());
     let moto = Moto::start();
     let tls = format!(
         "[server.tls]\ncert_file = {}\nkey_file = {}\n",

@@ -369,6 +369,9 @@ pub(crate) struct GatewayConfig {
     /// Wait for `/readyz` (true) or only `/healthz` (false, for a gateway whose backend is
     /// down on purpose and that may therefore never report ready).
     pub(crate) wait_for_readyz: bool,
+    /// `[server.tls]`: the S3 listener serves HTTPS with this certificate (`None`: plain
+    /// HTTP).
+    pub(crate) tls: Option<TestPki>,
 }
 
 impl GatewayConfig {
@@ -381,6 +384,7 @@ impl GatewayConfig {
             static_users: vec![e2e_user()],
             virtual_host_domains: Vec::new(),
             wait_for_readyz: true,
+            tls: None,
         }
     }
 
@@ -435,8 +439,72 @@ secret_access_key = "test"
             users = static_users_toml(&self.static_users),
             endpoint = toml_str(&self.backend_endpoint),
         );
+        if let Some(pki) = &self.tls {
+            let _ = write!(
+                t,
+                "\n[server.tls]\ncert_file = {}\nkey_file = {}\n",
+                toml_str(&pki.cert.to_string_lossy()),
+                toml_str(&pki.key.to_string_lossy()),
+            );
+        }
         t
     }
+}
+
+/// PEM files of a test CA and of a server certificate it signed for `localhost` and
+/// 127.0.0.1, written by [`write_test_pki`].
+#[derive(Debug, Clone)]
+pub(crate) struct TestPki {
+    /// The CA certificate clients trust (`ca.pem`).
+    pub(crate) ca: PathBuf,
+    /// The server certificate (`cert.pem`).
+    pub(crate) cert: PathBuf,
+    /// The server's private key (`key.pem`).
+    pub(crate) key: PathBuf,
+}
+
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1, as PEM files
+/// `ca.pem`, `cert.pem`, `key.pem` in `dir`.
+pub(crate) fn write_test_pki(dir: &Path) -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "s3-tower e2e test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("self-sign the CA");
+
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().expect("server key");
+    let cert = params.signed_by(&key, &ca).expect("sign the server cert");
+
+    let pki = TestPki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&pki.ca, ca.pem()).expect("write ca.pem");
+    std::fs::write(&pki.cert, cert.pem()).expect("write cert.pem");
+    std::fs::write(&pki.key, key.serialize_pem()).expect("write key.pem");
+    pki
 }
 
 /// A TOML basic string.
@@ -450,6 +518,8 @@ pub(crate) struct Gateway {
     pub(crate) port: u16,
     /// The admin port (`/healthz`, `/readyz`, `/metrics`).
     pub(crate) admin_port: u16,
+    /// Whether the S3 listener serves HTTPS (`[server.tls]`).
+    pub(crate) tls: bool,
     child: ChildGuard,
     _dir: TempDir,
 }
@@ -493,14 +563,28 @@ impl Gateway {
         Self {
             port,
             admin_port,
+            tls: config.tls.is_some(),
             child,
             _dir: dir,
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or with TLS `https://localhost:PORT` (a name of the test
+    /// certificate).
     pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        if self.tls {
+            format!("https://localhost:{}", self.port)
+        } else {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// The admin port's `/metrics` text.
+    pub(crate) fn metrics(&self) -> String {
+        let resp = http_request(local(self.admin_port), "GET", "/metrics", &[], Vec::new())
+            .expect("GET /metrics");
+        assert_eq!(resp.status, 200, "GET /metrics: {}", resp.text());
+        resp.text()
     }
 
     /// The S3 socket address.
@@ -785,6 +869,31 @@ pub(crate) fn isolate_aws_env(cmd: &mut Command) {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("NO_PROXY", "*");
+}
+
+/// Removes every variable that could make a TLS client trust our CA by itself.
+pub(crate) fn without_ca_env(cmd: &mut Command) -> &mut Command {
+    for var in [
+        "AWS_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The lower-case hex SHA-256 of `data`.
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    use s3s::crypto::{Checksum as _, Sha256};
+    Sha256::checksum(data)
+        .iter()
+        .fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so big objects do not compress or repeat.

@@ -7,7 +7,9 @@
 //!   when either changes.
 //! - `cargo xtask test`: installs the tools, builds the gateway example, then runs every test of
 //!   the workspace with all features (nextest when installed, plus the doc tests), with
-//!   `S3_TOWER_TOOLS`, `S3_TOWER_GATEWAY_BIN` and `PATH` set for the end-to-end tests.
+//!   `S3_TOWER_TOOLS`, `S3_TOWER_GATEWAY_BIN` and `PATH` set for the end-to-end tests. Running
+//!   as root on a machine with apt and without rclone, it first installs rclone with apt (the
+//!   rclone end-to-end tests are skipped, with a note, where rclone is missing).
 //! - `cargo xtask bench`: runs `cargo bench`.
 
 use std::ffi::OsString;
@@ -195,6 +197,7 @@ impl Repo {
     fn test(&self, no_nextest: bool, args: &[String]) -> Result {
         let started = Instant::now();
         self.install_tools(false)?;
+        install_rclone_with_apt();
 
         eprintln!("xtask: building the gateway example");
         run(self
@@ -276,6 +279,43 @@ impl Repo {
 
     fn bench(&self, args: &[String]) -> Result {
         run(self.cargo().args(["bench", "--workspace"]).args(args))
+    }
+}
+
+/// Installs rclone with apt when it is missing and this process runs as root on a machine with
+/// apt-get (as in CI containers); otherwise does nothing. A failed installation is a warning:
+/// the rclone tests then skip with a note.
+fn install_rclone_with_apt() {
+    let found = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found("rclone", "version") || !found("apt-get", "--version") {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"0");
+    if !root {
+        return;
+    }
+    let apt = |args: &[&str]| {
+        let mut cmd = Command::new("apt-get");
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    let installed = apt(&["install", "-y", "--no-install-recommends", "rclone"]).or_else(|_| {
+        // No package lists yet (a fresh container): fetch them and try again.
+        apt(&["update"])?;
+        apt(&["install", "-y", "--no-install-recommends", "rclone"])
+    });
+    if let Err(e) = installed {
+        eprintln!("xtask: warning: could not install rclone ({e}); its tests will be skipped");
     }
 }
 
