@@ -27,7 +27,7 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use s3_tower::auth::{SigV4Layer, StaticCredentials, StaticUser};
-use s3_tower::core::{RequestId, S3RequestLayer, S3RequestParser};
+use s3_tower::core::{DrainBodyLayer, RequestId, S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
     Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
 };
@@ -174,6 +174,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
+        // Refusals come before the body is read: drain it so the client sees the answer.
+        .layer(DrainBodyLayer::new())
         .layer(S3RequestLayer::with_parser(parser))
         .layer(sigv4)
         .layer(ResignLayer::new(router))

@@ -14,6 +14,7 @@
 
 mod bucket;
 mod classify;
+mod drain;
 mod error;
 mod layer;
 mod operation;
@@ -25,6 +26,7 @@ pub mod uri_encoding;
 
 pub use bucket::validate_bucket_name;
 pub use classify::PRESIGN_PARAMS;
+pub use drain::{DEFAULT_DRAIN_LIMIT, DrainBody, DrainBodyLayer, DrainFuture, DrainableBody};
 pub use error::{S3Error, S3ErrorCode};
 pub use layer::{ResponseFuture, S3RequestLayer, S3RequestService};
 pub use operation::S3Operation;
