@@ -240,6 +240,17 @@ async fn refusals_carry_the_exact_code() {
     unsigned_header
         .headers_mut()
         .insert("x-amz-copy-source", "other/secret".parse().unwrap());
+    let mut trailer_without_chunks = request(Method::PUT, "http://s3.local/bucket/key", b"x");
+    trailer_without_chunks
+        .headers_mut()
+        .insert("x-amz-trailer", "x-amz-checksum-crc32".parse().unwrap());
+    sign_request(
+        &mut trailer_without_chunks,
+        (AK, SK),
+        now,
+        SignableBody::UnsignedPayload,
+        settings(SignatureLocation::Headers, None),
+    );
     let mut sigv2 = request(Method::GET, "http://s3.local/bucket/key", b"");
     sigv2.headers_mut().insert(
         "authorization",
@@ -264,11 +275,52 @@ async fn refusals_carry_the_exact_code() {
             "RequestTimeTooSkewed",
         ),
         ("unsigned x-amz header", unsigned_header, "AccessDenied"),
+        (
+            "trailer without aws-chunked",
+            trailer_without_chunks,
+            "MalformedTrailerError",
+        ),
         ("sigv2", sigv2, "InvalidRequest"),
     ];
     for (name, req, code) in cases {
         let (response, seen) = call(SigV4Layer::new(users()), req).await;
         assert_eq!(error_code(response).await, code, "{name}");
         assert!(seen.principal.is_none(), "{name}: inner not called");
+    }
+}
+
+#[tokio::test]
+async fn aws_chunked_requests_reach_the_inner_service_decoded() {
+    let encoded = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n";
+    let mut req = request(Method::PUT, "http://s3.local/bucket/key", encoded);
+    for (name, value) in [
+        ("content-encoding", "aws-chunked, gzip"),
+        ("content-length", &encoded.len().to_string()),
+        ("x-amz-decoded-content-length", "5"),
+        ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ("x-amz-sdk-checksum-algorithm", "CRC32"),
+    ] {
+        req.headers_mut().insert(name, value.parse().unwrap());
+    }
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::StreamingUnsignedPayloadTrailer,
+        settings(SignatureLocation::Headers, None),
+    );
+    let (response, seen) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.body.unwrap().unwrap(), "hello");
+    let headers = &seen.headers;
+    assert_eq!(headers["content-length"], "5");
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
+    for gone in [
+        "x-amz-decoded-content-length",
+        "x-amz-trailer",
+        "x-amz-sdk-checksum-algorithm",
+    ] {
+        assert!(!headers.contains_key(gone), "{gone} still present");
     }
 }

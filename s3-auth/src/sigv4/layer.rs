@@ -231,16 +231,19 @@ fn wrap_body<B>(
     headers: &mut HeaderMap,
     body: B,
 ) -> Result<SigV4Body<B>, AuthError> {
-    match &verified.payload {
-        PayloadMode::Unsigned => Ok(SigV4Body::plain(body)),
-        PayloadMode::Sha256(hash) => Ok(SigV4Body::sha256(Sha256CheckedBody::new(body, hash))),
-        PayloadMode::StreamingSigned { .. } | PayloadMode::StreamingUnsignedTrailer => {
-            let config = verified
-                .chunked_config(headers)?
-                .ok_or(AuthError::MissingDecodedLength)?;
+    // Also refuses `x-amz-trailer` on a payload mode that has no trailer.
+    let chunked = verified.chunked_config(headers)?;
+    match (&verified.payload, chunked) {
+        (_, Some(config)) => {
             describe_decoded_payload(headers, config.decoded_length, config.trailer.is_some());
             Ok(SigV4Body::chunked(AwsChunkedBody::new(body, config)))
         }
+        (PayloadMode::Sha256(hash), None) => {
+            Ok(SigV4Body::sha256(Sha256CheckedBody::new(body, hash)))
+        }
+        (PayloadMode::Unsigned, None) => Ok(SigV4Body::plain(body)),
+        // `chunked_config` answers `Some` for every streaming mode.
+        (_, None) => Err(AuthError::MissingDecodedLength),
     }
 }
 
