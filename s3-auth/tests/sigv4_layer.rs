@@ -18,7 +18,10 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use s3_auth::{SecretKey, SigV4Body, SigV4Layer, StaticCredentials, StaticUser};
+use s3_auth::{
+    AuthError, CredentialRequest, CredentialResolver, ResolveFuture, SecretKey, SigV4Body,
+    SigV4Layer, SigV4Verifier, StaticCredentials, StaticUser,
+};
 use s3_core::{AuthMethod, Principal, RequestId};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -323,4 +326,148 @@ async fn aws_chunked_requests_reach_the_inner_service_decoded() {
     ] {
         assert!(!headers.contains_key(gone), "{gone} still present");
     }
+}
+
+/// A header-signed GET with `edit` applied to the request before signing and `tamper` after.
+fn signed_get(
+    edit: impl FnOnce(&mut Request<Full<Bytes>>),
+    checksum: PayloadChecksumKind,
+    tamper: impl FnOnce(&mut Request<Full<Bytes>>),
+) -> Request<Full<Bytes>> {
+    let mut req = request(Method::GET, "http://s3.local/bucket/key", b"");
+    edit(&mut req);
+    let mut settings = settings(SignatureLocation::Headers, None);
+    settings.payload_checksum_kind = checksum;
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::Bytes(b""),
+        settings,
+    );
+    tamper(&mut req);
+    req
+}
+
+#[tokio::test]
+async fn the_verifier_names_the_exact_reason() {
+    let sha = PayloadChecksumKind::XAmzSha256;
+    let cases: Vec<(&str, Request<Full<Bytes>>, AuthError)> = vec![
+        (
+            "host not signed",
+            signed_get(
+                |_| {},
+                sha,
+                |req| {
+                    let auth = req.headers()["authorization"].to_str().unwrap();
+                    let auth = auth.replace("SignedHeaders=host;", "SignedHeaders=");
+                    req.headers_mut()
+                        .insert("authorization", auth.parse().unwrap());
+                },
+            ),
+            AuthError::HostNotSigned,
+        ),
+        (
+            "no x-amz-content-sha256",
+            signed_get(|_| {}, PayloadChecksumKind::NoHeader, |_| {}),
+            AuthError::MissingContentSha256,
+        ),
+        (
+            "x-amz-content-sha256 neither a hash nor a mode",
+            signed_get(
+                |req| {
+                    req.headers_mut().insert(
+                        "x-amz-content-sha256",
+                        "STREAMING-SOMETHING".parse().unwrap(),
+                    );
+                },
+                PayloadChecksumKind::NoHeader,
+                |_| {},
+            ),
+            AuthError::InvalidContentSha256,
+        ),
+        (
+            "x-amz-date not a timestamp",
+            signed_get(
+                |_| {},
+                sha,
+                |req| {
+                    req.headers_mut()
+                        .insert("x-amz-date", "2015-08-30T12:36:00Z".parse().unwrap());
+                },
+            ),
+            AuthError::InvalidDate,
+        ),
+        (
+            "no x-amz-date",
+            signed_get(
+                |_| {},
+                sha,
+                |req| {
+                    req.headers_mut().remove("x-amz-date");
+                },
+            ),
+            AuthError::MissingDate,
+        ),
+    ];
+    let verifier = SigV4Verifier::new(users());
+    for (name, req, expected) in cases {
+        let (parts, _) = req.into_parts();
+        let got = verifier.verify(&parts).await.unwrap_err();
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+/// An aws-chunked upload signed with `headers` set, answered by the layer.
+async fn chunked_upload(headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
+    let encoded = b"5\r\nhello\r\n0\r\n\r\n";
+    let mut req = request(Method::PUT, "http://s3.local/bucket/key", encoded);
+    req.headers_mut()
+        .insert("content-encoding", "aws-chunked".parse().unwrap());
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        req.headers_mut().insert(name, value.parse().unwrap());
+    }
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::StreamingUnsignedPayloadTrailer,
+        settings(SignatureLocation::Headers, None),
+    );
+    call(SigV4Layer::new(users()), req).await.0
+}
+
+#[tokio::test]
+async fn aws_chunked_uploads_need_their_length_and_a_known_trailer() {
+    let response = chunked_upload(&[("x-amz-trailer", "x-amz-checksum-crc32")]).await;
+    assert_eq!(response.status(), StatusCode::LENGTH_REQUIRED);
+    assert_eq!(error_code(response).await, "MissingContentLength");
+    let response = chunked_upload(&[
+        ("x-amz-decoded-content-length", "5"),
+        ("x-amz-trailer", "x-amz-checksum-md5"),
+    ])
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "InvalidRequest");
+}
+
+/// A credential store that cannot be reached.
+struct Unreachable;
+
+impl CredentialResolver for Unreachable {
+    fn resolve<'a>(&'a self, _request: CredentialRequest<'a>) -> ResolveFuture<'a> {
+        Box::pin(std::future::ready(Err(AuthError::CredentialsUnavailable(
+            "store down".into(),
+        ))))
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_credential_store_fails_closed_with_503() {
+    let req = signed_get(|_| {}, PayloadChecksumKind::XAmzSha256, |_| {});
+    let (response, seen) = call(SigV4Layer::new(Unreachable), req).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error_code(response).await, "ServiceUnavailable");
+    assert!(seen.principal.is_none(), "inner not called");
 }
