@@ -26,7 +26,9 @@ use pin_project_lite::pin_project;
 
 use crate::checksum::{ChecksumAlgorithm, Checksummer};
 use crate::error::AuthError;
-use crate::sigv4::signing::{EMPTY_SHA256, SigningKey, SigningScope, is_lower_hex_64, sha256_hex};
+use crate::sigv4::signing::{
+    EMPTY_SHA256, SigningKey, SigningScope, is_lower_hex_64, lower_hex, sha256_hex,
+};
 
 /// A boxed error from the wrapped body.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -423,7 +425,7 @@ impl Decoder {
     fn chunk_data_complete(&mut self) -> Result<(), AuthError> {
         if let (Some(signature), Some(hash)) = (self.chunk_signature.take(), self.chunk_hash.take())
         {
-            let hash = hex::encode(hash.finish().as_ref());
+            let hash = lower_hex(hash.finish().as_ref());
             self.verify_chunk(signature, &hash)?;
         }
         Ok(())
