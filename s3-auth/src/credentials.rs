@@ -77,7 +77,7 @@ impl<T: CredentialResolver + ?Sized> CredentialResolver for Arc<T> {
 }
 
 /// Where a static user's secret is read from at startup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum SecretSource {
     /// The secret itself (for tests and development only: it sits in the configuration).
     Inline(String),
@@ -85,6 +85,16 @@ pub enum SecretSource {
     Env(String),
     /// A file holding the secret (trailing newline ignored), e.g. a mounted Kubernetes secret.
     File(PathBuf),
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline(..)"),
+            Self::Env(var) => f.debug_tuple("Env").field(var).finish(),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
 }
 
 /// Why a static user's secret could not be loaded.
@@ -268,6 +278,10 @@ mod tests {
         let secret = SecretSource::File(path.clone()).load().unwrap();
         assert_eq!(secret.expose(), "s3cr3t");
         assert_eq!(format!("{secret:?}"), "SecretKey(..)");
+        assert_eq!(
+            format!("{:?}", SecretSource::Inline("s3cr3t".into())),
+            "Inline(..)"
+        );
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
             SecretSource::File(path).load(),

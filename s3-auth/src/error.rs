@@ -29,6 +29,9 @@ pub enum AuthError {
     /// The `Authorization` header cannot be parsed.
     #[error("malformed Authorization header: {0}")]
     MalformedHeader(&'static str),
+    /// The query string cannot be decoded (malformed escape, not UTF-8, a parameter twice).
+    #[error("invalid query string: {}", .0.message())]
+    InvalidQuery(S3Error),
     /// The presigned query parameters cannot be parsed or are out of range.
     #[error("malformed presigned URL: {0}")]
     MalformedQuery(&'static str),
@@ -178,6 +181,7 @@ impl AuthError {
                 C::AuthorizationHeaderMalformed,
                 format!("The authorization header is malformed; {why}"),
             ),
+            Self::InvalidQuery(err) => return err.clone(),
             Self::MalformedQuery(why) => (
                 C::AuthorizationQueryParametersError,
                 format!("The presigned URL is malformed; {why}"),

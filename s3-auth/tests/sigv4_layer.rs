@@ -214,6 +214,12 @@ async fn signed_payload_is_verified_and_a_tampered_body_replaces_the_answer() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(seen.body.unwrap().unwrap(), "hello");
 
+    // The signed head replayed with an empty body (`Content-Length: 0` when unsigned).
+    let emptied = Request::from_parts(parts.clone(), Full::new(Bytes::new()));
+    let (response, seen) = call(SigV4Layer::new(users()), emptied).await;
+    assert_eq!(error_code(response).await, "XAmzContentSHA256Mismatch");
+    assert!(seen.body.is_none(), "inner not called");
+
     let tampered = Request::from_parts(parts, Full::new(Bytes::from_static(b"jello")));
     let (response, seen) = call(SigV4Layer::new(users()), tampered).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -470,4 +476,33 @@ async fn an_unreachable_credential_store_fails_closed_with_503() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(response).await, "ServiceUnavailable");
     assert!(seen.principal.is_none(), "inner not called");
+}
+
+/// The signature covers the query as the gateway decodes it (`+` is a space): a `%2B` signed
+/// by the client cannot be replayed as `+` to mean something else.
+#[tokio::test]
+async fn a_signed_plus_cannot_be_replayed_as_a_space() {
+    let mut req = request(
+        Method::GET,
+        "http://s3.local/bucket?list-type=2&prefix=a%2Bb",
+        b"",
+    );
+    sign_request(
+        &mut req,
+        (AK, SK),
+        SystemTime::now(),
+        SignableBody::Bytes(b""),
+        settings(SignatureLocation::Headers, None),
+    );
+    let (mut parts, _) = req.into_parts();
+    let signed = Request::from_parts(parts.clone(), Full::new(Bytes::new()));
+    let (response, _) = call(SigV4Layer::new(users()), signed).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    parts.uri = "http://s3.local/bucket?list-type=2&prefix=a+b"
+        .parse()
+        .unwrap();
+    let replayed = Request::from_parts(parts, Full::new(Bytes::new()));
+    let (response, seen) = call(SigV4Layer::new(users()), replayed).await;
+    assert_eq!(error_code(response).await, "SignatureDoesNotMatch");
+    assert!(seen.principal.is_none());
 }

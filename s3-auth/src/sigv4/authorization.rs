@@ -14,6 +14,12 @@ pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The longest presigned URL lifetime S3 accepts: seven days.
 pub(crate) const MAX_PRESIGN_EXPIRES: u64 = 604_800;
 
+/// The longest region or service name accepted in a credential scope.
+const MAX_SCOPE_PART: usize = 64;
+
+/// The longest access key id accepted (AWS's are 16 to 128 characters).
+const MAX_ACCESS_KEY_ID: usize = 128;
+
 /// How the request carries its signature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SignatureLocation {
@@ -46,7 +52,14 @@ impl Credential {
             return None;
         };
         let valid_date = date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit());
-        if ak.is_empty() || !valid_date || region.is_empty() || service.is_empty() {
+        // Region and service names are short; a long one only costs memory and log space.
+        let short = |s: &str| !s.is_empty() && s.len() <= MAX_SCOPE_PART;
+        if ak.is_empty()
+            || ak.len() > MAX_ACCESS_KEY_ID
+            || !valid_date
+            || !short(region)
+            || !short(service)
+        {
             return None;
         }
         Some(Self {
@@ -168,7 +181,7 @@ fn parse_header(header: &str) -> Result<SignatureParams, AuthError> {
         signed_headers.ok_or(AuthError::MalformedHeader("missing SignedHeaders"))?,
     )
     .ok_or(AuthError::MalformedHeader(
-        "SignedHeaders is empty or malformed",
+        "SignedHeaders must be lower-case names, sorted, each once",
     ))?;
     let signature = signature.ok_or(AuthError::MalformedHeader("missing Signature"))?;
     if !is_lower_hex_64(signature) {
@@ -212,7 +225,7 @@ fn parse_query(algorithm: &str, query: &[QueryParam]) -> Result<SignatureParams,
         "missing X-Amz-SignedHeaders",
     )?)
     .ok_or(AuthError::MalformedQuery(
-        "X-Amz-SignedHeaders is empty or malformed",
+        "X-Amz-SignedHeaders must be lower-case names, sorted, each once",
     ))?;
     let signature = required("X-Amz-Signature", "missing X-Amz-Signature")?;
     if !is_lower_hex_64(signature) {
@@ -243,17 +256,18 @@ fn query_value<'q>(query: &'q [QueryParam], name: &str) -> Result<Option<&'q str
     Ok(first.map(|p| p.value.as_str()))
 }
 
-/// `host;x-amz-date` → `["host", "x-amz-date"]`, lower-cased; `None` when empty or holding
-/// an empty name.
+/// `host;x-amz-date` → `["host", "x-amz-date"]`; `None` unless the names are lower-case
+/// tokens in strictly ascending order, as SigV4 signers write them. Repeats are refused: each
+/// would add its header's whole value to the canonical request again, so a small request
+/// could make the verifier build a huge one.
 fn parse_signed_headers(value: &str) -> Option<Vec<String>> {
-    let names: Vec<String> = value.split(';').map(str::to_ascii_lowercase).collect();
-    if names
-        .iter()
-        .any(|n| n.is_empty() || !n.bytes().all(is_token_byte))
-    {
-        return None;
-    }
-    Some(names)
+    let names: Vec<&str> = value.split(';').collect();
+    let valid = names.iter().all(|n| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| is_token_byte(b) && !b.is_ascii_uppercase())
+    }) && names.windows(2).all(|pair| pair[0] < pair[1]);
+    valid.then(|| names.into_iter().map(str::to_owned).collect())
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -268,7 +282,10 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigv4::canonical::parse_query;
+
+    fn parse_query_string(raw: &str) -> Vec<QueryParam> {
+        crate::sigv4::canonical::parse_query(raw).unwrap()
+    }
 
     fn headers(auth: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -331,6 +348,30 @@ mod tests {
                 ),
                 AuthError::MalformedHeader("a component appears twice"),
             ),
+            (
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=a;a;host,Signature={SIG}"
+                ),
+                AuthError::MalformedHeader(
+                    "SignedHeaders must be lower-case names, sorted, each once",
+                ),
+            ),
+            (
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=x-amz-date;host,Signature={SIG}"
+                ),
+                AuthError::MalformedHeader(
+                    "SignedHeaders must be lower-case names, sorted, each once",
+                ),
+            ),
+            (
+                &format!(
+                    "AWS4-HMAC-SHA256 Credential=AK/20150830/us-east-1/s3/aws4_request,SignedHeaders=Host,Signature={SIG}"
+                ),
+                AuthError::MalformedHeader(
+                    "SignedHeaders must be lower-case names, sorted, each once",
+                ),
+            ),
         ];
         for (header, expected) in cases {
             assert_eq!(
@@ -339,6 +380,16 @@ mod tests {
                 "{header}"
             );
         }
+        let long_region = format!(
+            "AWS4-HMAC-SHA256 Credential=AK/20150830/{}/s3/aws4_request,SignedHeaders=host,Signature={SIG}",
+            "r".repeat(65)
+        );
+        assert_eq!(
+            read_signature(&headers(&long_region), &[]).unwrap_err(),
+            AuthError::MalformedHeader(
+                "Credential must be AKID/YYYYMMDD/region/service/aws4_request"
+            )
+        );
         let mut two = headers("AWS4-HMAC-SHA256 a");
         two.append(AUTHORIZATION, "AWS4-HMAC-SHA256 b".parse().unwrap());
         assert_eq!(
@@ -350,7 +401,7 @@ mod tests {
     #[test]
     fn presigned_parameters_are_checked() {
         let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20150830%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20150830T123600Z&X-Amz-SignedHeaders=host";
-        let ok = parse_query(&format!(
+        let ok = parse_query_string(&format!(
             "{base}&X-Amz-Expires=604800&X-Amz-Signature={SIG}"
         ));
         let Presented::SigV4(p) = read_signature(&HeaderMap::new(), &ok).unwrap() else {
@@ -359,7 +410,7 @@ mod tests {
         assert_eq!(p.location, SignatureLocation::Query);
         assert_eq!(p.expires, Some(604_800));
         for expires in ["604801", "0", "-1", "soon"] {
-            let q = parse_query(&format!(
+            let q = parse_query_string(&format!(
                 "{base}&X-Amz-Expires={expires}&X-Amz-Signature={SIG}"
             ));
             assert_eq!(
@@ -371,7 +422,7 @@ mod tests {
         }
         let both = read_signature(&headers("AWS4-HMAC-SHA256 x"), &ok).unwrap_err();
         assert_eq!(both, AuthError::MultipleAuthMechanisms);
-        let v2 = parse_query("AWSAccessKeyId=AK&Expires=1&Signature=abc");
+        let v2 = parse_query_string("AWSAccessKeyId=AK&Expires=1&Signature=abc");
         assert_eq!(
             read_signature(&HeaderMap::new(), &v2).unwrap_err(),
             AuthError::SigV2Presigned

@@ -30,19 +30,19 @@ pub(crate) struct QueryParam {
     pub(crate) value: String,
 }
 
-/// Splits a raw query string into decoded parameters; `acl` and `acl=` both give an empty
-/// value.
-pub(crate) fn parse_query(raw: &str) -> Vec<QueryParam> {
-    raw.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            QueryParam {
-                name: decode(name),
-                value: decode(value),
-            }
+/// Splits a raw query string into decoded parameters, decoded exactly as
+/// [`s3_core::Query`] decodes them for every other layer (`+` is a space, escapes must be
+/// well formed and UTF-8, no parameter twice), so the signature covers what the gateway acts
+/// on. `acl` and `acl=` both give an empty value.
+pub(crate) fn parse_query(raw: &str) -> Result<Vec<QueryParam>, AuthError> {
+    let query = s3_core::Query::parse(raw).map_err(AuthError::InvalidQuery)?;
+    Ok(query
+        .iter()
+        .map(|(name, value)| QueryParam {
+            name: name.to_owned(),
+            value: value.unwrap_or_default().to_owned(),
         })
-        .collect()
+        .collect())
 }
 
 fn decode(s: &str) -> String {
@@ -197,14 +197,22 @@ mod tests {
 
     #[test]
     fn query_is_decoded_reencoded_and_sorted() {
-        let params = parse_query("prefix=a/b&list-type=2&acl&x=%7e+y&X-Amz-Signature=s");
+        let params =
+            parse_query("prefix=a/b&list-type=2&acl&x=%7e+y&p=%2B&X-Amz-Signature=s").unwrap();
+        // `+` is a space, as s3-core decodes it for the layers that act on the query.
         assert_eq!(
             canonical_query(&params, true),
-            "acl=&list-type=2&prefix=a%2Fb&x=~%2By"
+            "acl=&list-type=2&p=%2B&prefix=a%2Fb&x=~%20y"
         );
-        assert!(
-            canonical_query(&params, false)
-                .ends_with("X-Amz-Signature=s&acl=&list-type=2&prefix=a%2Fb&x=~%2By")
+        for bad in ["a=%zz", "a=%FF", "a=1&a=2"] {
+            assert!(
+                matches!(parse_query(bad), Err(AuthError::InvalidQuery(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            canonical_query(&params, false),
+            "X-Amz-Signature=s&acl=&list-type=2&p=%2B&prefix=a%2Fb&x=~%20y"
         );
     }
 

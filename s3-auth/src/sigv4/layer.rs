@@ -21,6 +21,7 @@ use crate::error::AuthError;
 use crate::sigv4::body::{FailureSlot, SigV4Body};
 use crate::sigv4::chunked::{AwsChunkedBody, BoxError};
 use crate::sigv4::payload::Sha256CheckedBody;
+use crate::sigv4::signing::EMPTY_SHA256;
 use crate::sigv4::verifier::{PayloadMode, SigV4Verifier, VerifiedRequest};
 
 /// Authenticates requests signed with AWS SigV4 — `Authorization` header or presigned URL —
@@ -200,7 +201,7 @@ where
 }
 
 /// Verifies the head of the request and wraps its body.
-async fn authenticate<B>(
+async fn authenticate<B: Body>(
     verifier: &SigV4Verifier,
     allow_anonymous: bool,
     parts: &mut Parts,
@@ -226,7 +227,7 @@ async fn authenticate<B>(
 
 /// The verifying body for `verified`'s payload mode; rewrites the headers of an aws-chunked
 /// request to describe the decoded payload.
-fn wrap_body<B>(
+fn wrap_body<B: Body>(
     verified: &VerifiedRequest,
     headers: &mut HeaderMap,
     body: B,
@@ -237,6 +238,17 @@ fn wrap_body<B>(
         (_, Some(config)) => {
             describe_decoded_payload(headers, config.decoded_length, config.trailer.is_some());
             Ok(SigV4Body::chunked(AwsChunkedBody::new(body, config)))
+        }
+        // An empty body may never be polled (an HTTP/1 client sends nothing for
+        // `Content-Length: 0`): check its hash now, not while it streams.
+        (PayloadMode::Sha256(hash), None)
+            if body.is_end_stream() || body.size_hint().exact() == Some(0) =>
+        {
+            if hash == EMPTY_SHA256 {
+                Ok(SigV4Body::plain(body))
+            } else {
+                Err(AuthError::ContentSha256Mismatch)
+            }
         }
         (PayloadMode::Sha256(hash), None) => {
             Ok(SigV4Body::sha256(Sha256CheckedBody::new(body, hash)))

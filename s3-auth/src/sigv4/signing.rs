@@ -79,7 +79,9 @@ impl SigningKeyCache {
     /// The most entries kept.
     const CAPACITY: usize = 4096;
 
-    /// The key for `secret` of `access_key_id` on `date` (`YYYYMMDD`, the day of `time`).
+    /// The key for `secret` of `access_key_id` on `date` (`YYYYMMDD`, the day of `time`):
+    /// cached, or derived and returned with the entry to [`SigningKeyCache::remember`] once a
+    /// signature made with it has verified (so forged requests never fill the cache).
     pub(crate) fn get(
         &self,
         access_key_id: &str,
@@ -87,7 +89,7 @@ impl SigningKeyCache {
         (date, time): (&str, SystemTime),
         region: &str,
         service: &str,
-    ) -> SigningKey {
+    ) -> (SigningKey, Option<UnverifiedKey>) {
         let scope = KeyScope {
             access_key_id: access_key_id.to_owned(),
             date: date.to_owned(),
@@ -103,17 +105,33 @@ impl SigningKeyCache {
                     .ct_eq(secret.expose().as_bytes()),
             )
         {
-            return key.clone();
+            return (key.clone(), None);
         }
         let key = SigningKey::derive(secret.expose(), time, region, service);
+        let entry = UnverifiedKey {
+            scope,
+            secret: secret.clone(),
+            key: key.clone(),
+        };
+        (key, Some(entry))
+    }
+
+    /// Caches a derived key whose signature has verified.
+    pub(crate) fn remember(&self, entry: UnverifiedKey) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= Self::CAPACITY {
                 entries.clear();
             }
-            entries.insert(scope, (secret.clone(), key.clone()));
+            entries.insert(entry.scope, (entry.secret, entry.key));
         }
-        key
     }
+}
+
+/// A derived key not cached yet: see [`SigningKeyCache::get`].
+pub(crate) struct UnverifiedKey {
+    scope: KeyScope,
+    secret: SecretKey,
+    key: SigningKey,
 }
 
 impl fmt::Debug for SigningKeyCache {
@@ -207,8 +225,20 @@ mod tests {
         let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_hours(380_376);
         let day = ("20130524", time);
         let message = b"string to sign";
-        let key = |secret: &str| cache.get("AK", &SecretKey::new(secret), day, "us-east-1", "s3");
+        let key = |secret: &str| {
+            let (key, unverified) =
+                cache.get("AK", &SecretKey::new(secret), day, "us-east-1", "s3");
+            if let Some(entry) = unverified {
+                cache.remember(entry);
+            }
+            key
+        };
+        // Until remembered (its signature verified), a derived key is not cached.
+        let secret = SecretKey::new("old-secret");
+        assert!(cache.get("AK", &secret, day, "us-east-1", "s3").1.is_some());
+        assert!(cache.get("AK", &secret, day, "us-east-1", "s3").1.is_some());
         let old = key("old-secret");
+        assert!(cache.get("AK", &secret, day, "us-east-1", "s3").1.is_none());
         let expected_old = hmac::sign(&old.key, message);
         // Cached: the same key again.
         let again = key("old-secret");

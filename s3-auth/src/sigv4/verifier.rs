@@ -239,7 +239,7 @@ impl SigV4Verifier {
         parts: &Parts,
         now: SystemTime,
     ) -> Result<Option<VerifiedRequest>, AuthError> {
-        let query = parse_query(parts.uri.query().unwrap_or(""));
+        let query = parse_query(parts.uri.query().unwrap_or(""))?;
         let params = match read_signature(&parts.headers, &query)? {
             Presented::Anonymous => return Ok(None),
             Presented::SigV4(params) => params,
@@ -277,7 +277,7 @@ impl SigV4Verifier {
             })
             .await?;
 
-        let key = self.keys.get(
+        let (key, unverified_key) = self.keys.get(
             &params.credential.access_key_id,
             &resolved.secret,
             (&params.credential.date, time),
@@ -295,6 +295,9 @@ impl SigV4Verifier {
         });
         if !verified {
             return Err(AuthError::SignatureMismatch);
+        }
+        if let Some(entry) = unverified_key {
+            self.keys.remember(entry);
         }
 
         let mut principal = resolved.principal;
@@ -320,7 +323,7 @@ impl SigV4Verifier {
     /// `parts`, for diagnosing a `SignatureDoesNotMatch`. They hold header values, session
     /// tokens included: do not log them.
     pub fn canonical_requests(&self, parts: &Parts) -> Result<Vec<String>, AuthError> {
-        let query = parse_query(parts.uri.query().unwrap_or(""));
+        let query = parse_query(parts.uri.query().unwrap_or(""))?;
         let Presented::SigV4(params) = read_signature(&parts.headers, &query)? else {
             return Ok(Vec::new());
         };
