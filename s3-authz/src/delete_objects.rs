@@ -1,0 +1,81 @@
+//! The keys of a `DeleteObjects` request body, which the layer authorizes one by one.
+
+use serde::Deserialize;
+
+use crate::error::AuthzError;
+
+/// `<Delete><Object><Key>..</Key><VersionId>..</VersionId></Object>...</Delete>`.
+#[derive(Debug, Deserialize)]
+#[serde(rename = "Delete")]
+struct DeleteXml {
+    #[serde(rename = "Object", default)]
+    objects: Vec<ObjectXml>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ObjectXml {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "VersionId")]
+    version_id: Option<String>,
+}
+
+/// The most keys one `DeleteObjects` request may name (S3's limit).
+pub(crate) const MAX_KEYS: usize = 1000;
+
+/// The `(key, version)` pairs of a `DeleteObjects` body.
+pub(crate) fn parse(body: &[u8]) -> Result<Vec<(String, Option<String>)>, AuthzError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| AuthzError::MalformedXml("the body is not UTF-8".to_owned()))?;
+    let delete: DeleteXml =
+        quick_xml::de::from_str(text).map_err(|e| AuthzError::MalformedXml(e.to_string()))?;
+    if delete.objects.is_empty() {
+        return Err(AuthzError::MalformedXml("no Object to delete".to_owned()));
+    }
+    if delete.objects.len() > MAX_KEYS {
+        return Err(AuthzError::MalformedXml(format!(
+            "more than {MAX_KEYS} objects"
+        )));
+    }
+    Ok(delete
+        .objects
+        .into_iter()
+        .map(|o| (o.key, o.version_id))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_keys_and_versions() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Quiet>true</Quiet>
+<Object><Key>a/b.txt</Key></Object><Object><Key>c &amp; d</Key><VersionId>v1</VersionId></Object>
+</Delete>"#;
+        assert_eq!(
+            parse(body).unwrap(),
+            [
+                ("a/b.txt".to_owned(), None),
+                ("c & d".to_owned(), Some("v1".to_owned()))
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_delete_list() {
+        for body in [
+            &b"<Delete></Delete>"[..],
+            b"<Delete><Object></Object></Delete>",
+            b"not xml",
+            b"<Delete><Object><Key>a</Key></Object>",
+        ] {
+            assert!(
+                matches!(parse(body), Err(AuthzError::MalformedXml(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
