@@ -4,20 +4,36 @@ use serde::Deserialize;
 
 use crate::error::AuthzError;
 
-/// `<Delete><Object><Key>..</Key><VersionId>..</VersionId></Object>...</Delete>`.
+/// `<Delete><Object><Key>..</Key><VersionId>..</VersionId></Object>...<Quiet>..</Quiet></Delete>`.
+///
+/// Unknown elements are refused rather than skipped: a backend whose parser reads them
+/// differently could otherwise delete a key the policy never saw.
 #[derive(Debug, Deserialize)]
-#[serde(rename = "Delete")]
+#[serde(rename = "Delete", deny_unknown_fields)]
 struct DeleteXml {
+    #[serde(rename = "@xmlns", default)]
+    _namespace: Option<String>,
     #[serde(rename = "Object", default)]
     objects: Vec<ObjectXml>,
+    #[serde(rename = "Quiet", default)]
+    _quiet: Option<String>,
 }
 
+/// One object; the conditional fields S3 accepts (`ETag`, `LastModifiedTime`, `Size`) are
+/// allowed and passed on untouched.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ObjectXml {
     #[serde(rename = "Key")]
     key: String,
     #[serde(rename = "VersionId")]
     version_id: Option<String>,
+    #[serde(rename = "ETag", default)]
+    _etag: Option<String>,
+    #[serde(rename = "LastModifiedTime", default)]
+    _last_modified_time: Option<String>,
+    #[serde(rename = "Size", default)]
+    _size: Option<String>,
 }
 
 /// The most keys one `DeleteObjects` request may name (S3's limit).

@@ -74,7 +74,7 @@ impl AuthzInput {
         let action = if index == 0 {
             s3.operation.name().to_owned()
         } else {
-            iam_action_name(access.iam_action).to_owned()
+            action_name(access.iam_action).to_owned()
         };
         let mut input = Self::base(principal, s3, method, action, access.iam_action);
         match &access.resource {
@@ -120,13 +120,7 @@ impl AuthzInput {
         } else {
             "s3:DeleteObject"
         };
-        let mut input = Self::base(
-            principal,
-            s3,
-            method,
-            iam_action_name(iam_action).to_owned(),
-            iam_action,
-        );
+        let mut input = Self::base(principal, s3, method, "DeleteObject".to_owned(), iam_action);
         input.set_object(bucket, key, version_id);
         input
     }
@@ -171,7 +165,15 @@ impl AuthzInput {
     }
 }
 
-/// `s3:GetObject` → `GetObject`.
-fn iam_action_name(iam_action: &str) -> &str {
-    iam_action.strip_prefix("s3:").unwrap_or(iam_action)
+/// The operation name a secondary resource's IAM action stands for: `s3:GetObject` →
+/// `GetObject`; a version's action names the operation without version (`GetObject` for
+/// `s3:GetObjectVersion`), as the main resource's `action` does — versions show in
+/// `iam_action` and `version_id`.
+fn action_name(iam_action: &str) -> &str {
+    let name = iam_action.strip_prefix("s3:").unwrap_or(iam_action);
+    match name {
+        "GetObjectVersion" => "GetObject",
+        "DeleteObjectVersion" => "DeleteObject",
+        other => other,
+    }
 }
