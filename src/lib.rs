@@ -7,6 +7,8 @@
 //!   `S3Operation`, `Principal`, `S3Error`.
 //! - [`auth`] (feature `auth`, default): authenticate requests — AWS SigV4 header,
 //!   presigned URLs and aws-chunked uploads verified while streaming — into a `Principal`.
+//! - [`authz`] (feature `authz`, default): authorize every resource a request touches with an
+//!   embedded policy engine (Rego), deny by default — `AuthzLayer`, `RegoAuthorizer`.
 //! - [`resign`] (feature `resign`, default): route each bucket to its backend and SigV4-sign
 //!   forwarded requests with the gateway's own credentials.
 //!
@@ -40,6 +42,9 @@ pub use s3_core as core;
 
 #[cfg(feature = "auth")]
 pub use s3_auth as auth;
+
+#[cfg(feature = "authz")]
+pub use s3_authz as authz;
 
 #[cfg(feature = "resign")]
 pub use s3_resign as resign;

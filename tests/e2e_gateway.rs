@@ -1,7 +1,8 @@
 //! End-to-end tests of the gateway binary itself: `--dev` mode (its users and AWS files, and
 //! the acceptance check: a 100 MiB `aws s3 cp` round trip), the TLS listener, graceful
 //! shutdown, configuration (file, environment, flags, fatal errors, static users), the backend
-//! credential sources, the admin port's metrics, and more real clients (s3cmd, the MinIO SDK).
+//! credential sources, the admin port's metrics, more real clients (s3cmd, the MinIO SDK), and
+//! authorization (the `--dev` seed policy, Rego policy files reloaded on SIGHUP and on change).
 //!
 //! Run with `cargo xtask test -- e2e_gateway`, which installs the tools into `.tools/`, builds
 //! the gateway with `--all-features` (so `aws-default-chain` is available) and sets
@@ -445,6 +446,21 @@ impl DevFiles {
         assert_success(&format!("aws --profile {profile} {}", args.join(" ")), &out)
     }
 
+    /// `aws --profile <profile> s3 ls <args>`, which must succeed: the objects it lists, as
+    /// `(size, name)` (prefix lines are left out), and its whole output.
+    fn ls_objects(&self, profile: &str, args: &[&str]) -> (Vec<(usize, String)>, String) {
+        let out = self.aws_ok(profile, &[&["s3", "ls"], args].concat());
+        let objects = out
+            .lines()
+            .filter_map(|l| {
+                let mut fields = l.split_whitespace().skip(2);
+                let size = fields.next()?.parse().ok()?;
+                Some((size, fields.next()?.to_owned()))
+            })
+            .collect();
+        (objects, out)
+    }
+
     /// `aws s3 cp` of `file` up to `url`, then back down to `<file>.down`: the bytes that came
     /// back.
     fn cp_round_trip(&self, profile: &str, file: &Path, url: &str) -> Vec<u8> {
@@ -602,11 +618,10 @@ fn dev_mode_users_sign_with_the_aws_cli_and_boto3() {
     );
 
     // reader authenticates too.
-    let ls = files.aws_ok("reader", &["s3", "ls", "s3://dev-cli/docs/"]);
-    assert!(
-        ls.lines().any(|l| l
-            .trim_end()
-            .ends_with(&format!(" {} readme.txt", text.len()))),
+    let (objects, ls) = files.ls_objects("reader", &["s3://dev-cli/docs/"]);
+    assert_eq!(
+        objects,
+        [(text.len(), "readme.txt".to_owned())],
         "aws --profile reader s3 ls s3://dev-cli/docs/ said: {ls}"
     );
     let buckets = files.aws_ok("reader", &["s3", "ls"]);
@@ -686,12 +701,182 @@ fn dev_mode_aws_cli_round_trips_100_mib_and_refuses_a_wrong_secret() {
         "admin",
         &["s3", "cp", path_str(&up), "s3://acceptance/denied.bin"],
     );
-    let ls = files.aws_ok("admin", &["s3", "ls", "s3://acceptance/"]);
-    let keys: Vec<&str> = ls
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3))
-        .collect();
-    assert_eq!(keys, ["big.bin"], "aws s3 ls s3://acceptance/ said: {ls}");
+    let (objects, ls) = files.ls_objects("admin", &["s3://acceptance/"]);
+    assert_eq!(
+        objects,
+        [(100 * MIB, "big.bin".to_owned())],
+        "aws s3 ls s3://acceptance/ said: {ls}"
+    );
+}
+
+/// `--dev` authorizes with the embedded seed policy, and says so at startup: `reader` lists
+/// and downloads what `admin` uploaded, but its `aws s3 cp` up and `aws s3 rm` are refused
+/// with `AccessDenied`, as is its boto3 `delete_objects` (the whole batch), and nothing
+/// changes; `admin` does all of it. The denials are audit events (target
+/// `s3_tower::audit`) and counted in `s3_tower_authz_decisions_total{decision="deny"}`.
+#[test]
+fn dev_mode_reader_may_only_list_and_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let gateway = start_dev_gateway(dir.path(), "gateway --dev", &[]);
+    let endpoint = gateway.endpoint();
+    let files = DevFiles::of(&data_dir);
+    let (admin, reader) = (files.keys("admin"), files.keys("reader"));
+    let startup = gateway.child.log();
+    assert!(
+        startup.contains("reader may only list and read")
+            && !startup.contains("reader may do what admin does")
+            && !startup.contains("NO AUTHORIZATION"),
+        "the --dev startup output does not announce the seed policy:\n{startup}"
+    );
+
+    files.aws_ok("admin", &["s3", "mb", "s3://dev-authz"]);
+    let text = b"only admin may write this\n".repeat(100);
+    let up = dir.path().join("readme.txt");
+    std::fs::write(&up, &text).expect("write readme.txt");
+    let url = "s3://dev-authz/docs/readme.txt";
+    files.aws_ok("admin", &["s3", "cp", path_str(&up), url]);
+
+    // reader lists and reads.
+    let (objects, ls) = files.ls_objects("reader", &["s3://dev-authz/docs/"]);
+    assert_eq!(
+        objects,
+        [(text.len(), "readme.txt".to_owned())],
+        "aws --profile reader s3 ls said: {ls}"
+    );
+    let buckets = files.aws_ok("reader", &["s3", "ls"]);
+    assert!(buckets.contains(" dev-authz"), "aws s3 ls said: {buckets}");
+    let down = dir.path().join("reader.down");
+    files.aws_ok("reader", &["s3", "cp", url, path_str(&down)]);
+    assert!(
+        std::fs::read(&down).is_ok_and(|b| b == text),
+        "reader's download differs from admin's upload"
+    );
+
+    // reader may not write or delete.
+    let refused: [&[&str]; 2] = [
+        &[
+            "s3",
+            "cp",
+            path_str(&up),
+            "s3://dev-authz/docs/by-reader.txt",
+        ],
+        &["s3", "rm", url],
+    ];
+    for args in refused {
+        let out = files.aws(&files.credentials, "reader", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("AccessDenied"),
+            "aws --profile reader {}: expected AccessDenied, got {}:\n{stderr}",
+            args.join(" "),
+            out.status
+        );
+    }
+    let mut boto = python_client(CLIENTS);
+    boto.args([
+        "delete-objects",
+        "--endpoint",
+        &endpoint,
+        "--bucket",
+        "dev-authz",
+    ])
+    .args([
+        "--keys",
+        "docs/readme.txt",
+        "--expect-error",
+        "AccessDenied",
+    ])
+    .args(reader.client_args());
+    run_python(
+        "boto3 delete_objects as reader",
+        boto,
+        "delete-objects: all checks passed",
+    );
+    let (objects, ls) = files.ls_objects("admin", &["--recursive", "s3://dev-authz/"]);
+    assert_eq!(
+        objects,
+        [(text.len(), "docs/readme.txt".to_owned())],
+        "after reader's refused requests: {ls}"
+    );
+
+    // admin may.
+    files.aws_ok(
+        "admin",
+        &[
+            "s3",
+            "cp",
+            path_str(&up),
+            "s3://dev-authz/docs/by-admin.txt",
+        ],
+    );
+    files.aws_ok("admin", &["s3", "rm", "s3://dev-authz/docs/by-admin.txt"]);
+    let mut boto = python_client(CLIENTS);
+    boto.args([
+        "delete-objects",
+        "--endpoint",
+        &endpoint,
+        "--bucket",
+        "dev-authz",
+    ])
+    .args(["--keys", "docs/readme.txt"])
+    .args(admin.client_args());
+    run_python(
+        "boto3 delete_objects as admin",
+        boto,
+        "delete-objects: all checks passed",
+    );
+    let (objects, ls) = files.ls_objects("admin", &["--recursive", "s3://dev-authz/"]);
+    assert!(objects.is_empty(), "after admin's deletes: {ls}");
+
+    // The audit trail and the decision counters.
+    let log = strip_ansi(&gateway.child.log());
+    for operation in ["PutObject", "DeleteObject", "DeleteObjects"] {
+        assert!(
+            log.lines().any(|l| l.contains("s3_tower::audit")
+                && l.contains("subject=\"reader\"")
+                && l.contains(&format!("operation=\"{operation}\""))
+                && l.contains("decision=\"deny\"")),
+            "no audit line for reader's denied {operation}:\n{log}"
+        );
+    }
+    let metrics = gateway.admin_get("/metrics").expect("GET /metrics").text();
+    let decisions = |decision: &str, operation: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("s3_tower_authz_decisions_total{")
+                    && l.contains(&format!("decision=\"{decision}\""))
+                    && l.contains(&format!("operation=\"{operation}\""))
+                    && l.contains("engine=\"rego\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(decisions("deny", "PutObject"), 1, "{metrics}");
+    assert_eq!(decisions("deny", "DeleteObject"), 1, "{metrics}");
+    assert!(decisions("deny", "DeleteObjects") >= 1, "{metrics}");
+    assert!(decisions("allow", "GetObject") >= 1, "{metrics}");
+    assert!(decisions("allow", "PutObject") >= 2, "{metrics}");
+}
+
+/// `text` without ANSI escape sequences (the gateway's pretty log colours its fields).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1547,11 +1732,20 @@ fn client_credentials_never_reach_the_backend() {
 /// The admin port's `/metrics` after a known set of requests, and `/healthz`, `/readyz`.
 /// Requests the gateway refuses itself as malformed (unknown operation → 501, invalid bucket
 /// name → 400) are counted as `operation="Unknown"` / `"Invalid"`; an unsigned request refused
-/// by authentication (403) under its operation.
+/// by authentication (403) under its operation. Without `[authz]` the gateway warns that
+/// there is no authorization layer, and counts no decisions.
 #[test]
 fn metrics_count_requests_by_operation_and_status() {
     let moto = Moto::start();
     let gateway = Gateway::start(&GatewayConfig::new(moto.endpoint()));
+    // Without [authz]: no authorization layer, and a loud warning saying so.
+    assert!(
+        gateway
+            .log()
+            .contains("NO AUTHORIZATION (authz.engine = \"none\")"),
+        "{}",
+        gateway.log()
+    );
     let admin = local(gateway.admin_port);
     let user = e2e_user();
     // (method, target, body length, signed, status)
@@ -1647,6 +1841,10 @@ fn metrics_count_requests_by_operation_and_status() {
     assert!(
         text.contains("# TYPE s3_tower_request_duration_seconds histogram"),
         "{text}"
+    );
+    assert!(
+        !text.contains("s3_tower_authz_decisions_total{"),
+        "decisions counted without an authorization layer:\n{text}"
     );
 
     let health = http_request(admin, "GET", "/healthz", &[], Vec::new()).expect("GET /healthz");
@@ -1839,4 +2037,250 @@ fn s3cmd_and_minio_work_through_the_gateway() {
         "the gateway refused requests of s3cmd or minio-py: {refused:?}\n{}",
         gateway.log()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Authorization policies from files
+
+/// A Rego policy allowing `user0` (the subject of [`e2e_user`]) everything.
+const POLICY_ALLOW_USER0: &str =
+    "package s3\nimport rego.v1\ndefault allow := false\nallow if input.user == \"user0\"\n";
+
+/// A Rego policy allowing only `ListBuckets`.
+const POLICY_LIST_BUCKETS_ONLY: &str = "package s3\nimport rego.v1\ndefault allow := false\n\
+     allow if input.action == \"ListBuckets\"\n";
+
+/// Not Rego.
+const POLICY_SYNTAX_ERROR: &str = "package s3\nallow if {{ input.user ==\n";
+
+/// The `[authz]` table of a gateway with engine `rego` and the policy file `policy`.
+fn rego_authz_toml(policy: &Path, reload_interval_secs: u64) -> String {
+    format!(
+        "[authz]\nengine = \"rego\"\npolicy_files = [{}]\nreload_interval_secs = {reload_interval_secs}\n",
+        toml_str(path_str(policy))
+    )
+}
+
+/// The status of a request signed by [`e2e_user`].
+fn status_of(gateway: &Running, method: &str, target: &str) -> u16 {
+    signed_request(gateway.addr(), method, target, &[], Vec::new(), &e2e_user())
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+        .status
+}
+
+/// Waits up to 15 s until `method target` is answered `status`.
+fn wait_for_status(gateway: &Running, method: &str, target: &str, status: u16, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = status_of(gateway, method, target);
+        if got == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{why}: {method} {target} still answered {got}, expected {status}\n{}",
+            gateway.child.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits up to 15 s until the gateway's log (without colours) has a line containing every
+/// one of `needles`; returns that line.
+fn wait_for_log_line(gateway: &Running, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = strip_ansi(&gateway.child.log());
+        if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with all of {needles:?}:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGHUP to the gateway.
+fn sighup(gateway: &Running) {
+    let out = run_captured(Command::new("kill").args(["-HUP", &gateway.child.id().to_string()]));
+    assert_success("kill -HUP <gateway>", &out);
+}
+
+/// `engine = "rego"` with a policy file and `reload_interval_secs = 0`: the policy decides;
+/// a rewritten file changes nothing until SIGHUP, after which the new policy decides and an
+/// INFO line says it was reloaded. A file with a syntax error, on SIGHUP, keeps the policy in
+/// force (not deny-all, not allow-all) and logs a warning naming the file; the gateway keeps
+/// running, and a good file on the next SIGHUP is loaded again.
+#[test]
+fn sighup_reloads_the_policy_files_and_a_broken_one_keeps_the_old_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let moto = Moto::start();
+    let policy = dir.path().join("policy.rego");
+    std::fs::write(&policy, POLICY_ALLOW_USER0).expect("write policy.rego");
+    let mut gateway = configured_gateway(
+        dir.path(),
+        "gateway rego",
+        &moto.endpoint(),
+        MOTO_CREDENTIALS,
+        &rego_authz_toml(&policy, 0),
+        &[],
+    );
+    let startup = strip_ansi(&gateway.child.log());
+    assert!(
+        startup.contains("authorization policy loaded") && !startup.contains("NO AUTHORIZATION"),
+        "{startup}"
+    );
+    let list_objects = "/e2e-authz-reload?list-type=2";
+    assert_eq!(
+        status_of(&gateway, "PUT", "/e2e-authz-reload"),
+        200,
+        "CreateBucket"
+    );
+    assert_eq!(
+        status_of(&gateway, "GET", list_objects),
+        200,
+        "ListObjectsV2"
+    );
+
+    // Rewritten: nothing changes without SIGHUP (the poller is off).
+    std::fs::write(&policy, POLICY_LIST_BUCKETS_ONLY).expect("rewrite policy.rego");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        status_of(&gateway, "GET", list_objects),
+        200,
+        "before SIGHUP"
+    );
+    sighup(&gateway);
+    wait_for_status(&gateway, "GET", list_objects, 403, "after SIGHUP");
+    let resp = signed_request(
+        gateway.addr(),
+        "GET",
+        list_objects,
+        &[],
+        Vec::new(),
+        &e2e_user(),
+    )
+    .expect("GET ListObjectsV2");
+    resp.assert_s3_error(403, "AccessDenied", "ListObjectsV2 after the reload");
+    assert_eq!(
+        status_of(&gateway, "GET", "/"),
+        200,
+        "ListBuckets after the reload"
+    );
+    let line = wait_for_log_line(&gateway, &["authorization policy reloaded", "SIGHUP"]);
+    assert!(line.contains(" INFO "), "{line}");
+
+    // A syntax error: the policy in force stays, with a warning naming the file.
+    std::fs::write(&policy, POLICY_SYNTAX_ERROR).expect("write a broken policy.rego");
+    sighup(&gateway);
+    let line = wait_for_log_line(&gateway, &["authorization policy reload failed"]);
+    assert!(
+        line.contains(" WARN ") && line.contains(path_str(&policy)),
+        "the warning does not name the file: {line}"
+    );
+    assert!(gateway.child.exited().is_none(), "the gateway exited");
+    assert_eq!(
+        status_of(&gateway, "GET", list_objects),
+        403,
+        "after the failed reload"
+    );
+    assert_eq!(
+        status_of(&gateway, "GET", "/"),
+        200,
+        "after the failed reload"
+    );
+
+    // Fixed: loaded on the next SIGHUP.
+    std::fs::write(&policy, POLICY_ALLOW_USER0).expect("fix policy.rego");
+    sighup(&gateway);
+    wait_for_status(
+        &gateway,
+        "GET",
+        list_objects,
+        200,
+        "after the fixed policy's SIGHUP",
+    );
+}
+
+/// `reload_interval_secs = 1`: a policy file rewritten on disk is reloaded without a signal
+/// (`trigger="file change"`).
+#[test]
+fn changed_policy_files_are_reloaded_by_polling() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let moto = Moto::start();
+    let policy = dir.path().join("policy.rego");
+    std::fs::write(&policy, POLICY_LIST_BUCKETS_ONLY).expect("write policy.rego");
+    let gateway = configured_gateway(
+        dir.path(),
+        "gateway rego polling",
+        &moto.endpoint(),
+        MOTO_CREDENTIALS,
+        &rego_authz_toml(&policy, 1),
+        &[],
+    );
+    assert_eq!(status_of(&gateway, "GET", "/"), 200, "ListBuckets");
+    assert_eq!(
+        status_of(&gateway, "PUT", "/e2e-authz-poll"),
+        403,
+        "CreateBucket"
+    );
+    std::fs::write(&policy, POLICY_ALLOW_USER0).expect("rewrite policy.rego");
+    wait_for_status(&gateway, "PUT", "/e2e-authz-poll", 200, "after the rewrite");
+    wait_for_log_line(&gateway, &["authorization policy reloaded", "file change"]);
+}
+
+/// Authorization settings that cannot work stop the gateway at startup (exit 1) with a
+/// message naming the file or the setting: a policy with a syntax error, a missing policy
+/// file, `engine = "rego"` without policy files, policy files without `engine = "rego"`, an
+/// unknown engine, an unknown key.
+#[test]
+fn broken_authorization_settings_are_fatal_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broken = dir.path().join("broken.rego");
+    std::fs::write(&broken, POLICY_SYNTAX_ERROR).expect("write broken.rego");
+    let missing = dir.path().join("missing.rego");
+    let config = |extra: &str| {
+        config_toml(
+            None,
+            local(free_port()),
+            &dir.path().join("data"),
+            false,
+            "http://127.0.0.1:9",
+            MOTO_CREDENTIALS,
+            extra,
+        )
+    };
+    let broken_msg = format!("gateway: authz: cannot load policy {}", path_str(&broken));
+    let missing_msg = format!("gateway: authz: cannot load policy {}", path_str(&missing));
+    let cases = [
+        (rego_authz_toml(&broken, 5), broken_msg.as_str()),
+        (rego_authz_toml(&missing, 5), missing_msg.as_str()),
+        (
+            "[authz]\nengine = \"rego\"\n".to_owned(),
+            "authz.engine = \"rego\" needs authz.policy_files",
+        ),
+        (
+            format!(
+                "[authz]\npolicy_files = [{}]\n",
+                toml_str(path_str(&broken))
+            ),
+            "authz.policy_files is set but authz.engine is not \"rego\"",
+        ),
+        (
+            "[authz]\nengine = \"opa\"\n".to_owned(),
+            "unknown authz.engine \"opa\": expected \"none\" or \"rego\"",
+        ),
+        (
+            "[authz]\nengine = \"rego\"\npolicy_file = \"x.rego\"\n".to_owned(),
+            "unknown field `policy_file`",
+        ),
+    ];
+    let path = dir.path().join("gateway.toml");
+    for (extra, expected) in cases {
+        eprintln!("case: {extra}");
+        std::fs::write(&path, config(&extra)).expect("write gateway.toml");
+        assert_startup_fails_saying(dir.path(), &path, &[], expected);
+    }
 }

@@ -16,6 +16,7 @@ pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     pub(crate) log: LogConfig,
     pub(crate) auth: AuthConfig,
+    pub(crate) authz: AuthzConfig,
     pub(crate) upstream: UpstreamConfig,
     pub(crate) routing: RoutingConfig,
     pub(crate) backends: Vec<BackendConfig>,
@@ -202,6 +203,94 @@ impl StaticUserConfig {
     }
 }
 
+/// The authorization engine of `[authz]`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub(crate) enum AuthzEngine {
+    /// No authorization layer: every authenticated principal may do everything.
+    None,
+    /// Rego policies (`policy_files`), evaluated in process.
+    Rego,
+}
+
+impl TryFrom<String> for AuthzEngine {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "none" => Ok(Self::None),
+            "rego" => Ok(Self::Rego),
+            _ => Err(format!(
+                "unknown authz.engine {name:?}: expected \"none\" or \"rego\""
+            )),
+        }
+    }
+}
+
+/// `[authz]`: which policy engine authorizes requests, and where its policies are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct AuthzConfig {
+    /// Unset: `none`, or with `--dev` the embedded seed policy.
+    pub(crate) engine: Option<AuthzEngine>,
+    pub(crate) policy_files: Vec<PathBuf>,
+    pub(crate) query: String,
+    /// How often the policy files' modification times are checked; 0 = never.
+    pub(crate) reload_interval_secs: u64,
+}
+
+impl Default for AuthzConfig {
+    fn default() -> Self {
+        Self {
+            engine: None,
+            policy_files: Vec::new(),
+            query: s3_tower::authz::DEFAULT_QUERY.to_owned(),
+            reload_interval_secs: 5,
+        }
+    }
+}
+
+/// What authorizes requests, as `[authz]` and `--dev` decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthzPlan {
+    /// No authorization layer.
+    None,
+    /// The embedded seed policy (`--dev` without an engine set).
+    Seed,
+    /// Rego policies from these files, evaluating `query`.
+    RegoFiles { files: Vec<PathBuf>, query: String },
+}
+
+impl AuthzConfig {
+    /// What authorizes requests, or the configuration error: `rego` without policy files,
+    /// policy files with another engine, an empty query.
+    pub(crate) fn plan(&self, dev: bool) -> Result<AuthzPlan, String> {
+        if self.query.trim().is_empty() {
+            return Err("authz.query is empty: remove it for data.s3.allow".to_owned());
+        }
+        match (self.engine, dev) {
+            (Some(AuthzEngine::Rego), _) => {
+                if self.policy_files.is_empty() {
+                    return Err(
+                        "authz.engine = \"rego\" needs authz.policy_files (none is set)".to_owned(),
+                    );
+                }
+                Ok(AuthzPlan::RegoFiles {
+                    files: self.policy_files.clone(),
+                    query: self.query.clone(),
+                })
+            }
+            _ if !self.policy_files.is_empty() => Err(
+                "authz.policy_files is set but authz.engine is not \"rego\": set \
+                 engine = \"rego\" to enforce them"
+                    .to_owned(),
+            ),
+            (Some(AuthzEngine::None), _) | (None, false) => Ok(AuthzPlan::None),
+            (None, true) => Ok(AuthzPlan::Seed),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct UpstreamConfig {
@@ -304,6 +393,7 @@ pub(crate) fn load(file: Option<&Path>) -> Result<Config, config::ConfigError> {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("server.virtual_host_domains")
+                .with_list_parse_key("authz.policy_files")
                 .try_parsing(true),
         )
         .build()?
@@ -346,6 +436,12 @@ mod tests {
             )]
         );
         assert_eq!(cfg.auth.static_users[0].groups, ["admin"]);
+        assert_eq!(cfg.authz.engine, None);
+        assert!(cfg.authz.policy_files.is_empty());
+        assert_eq!(cfg.authz.query, "data.s3.allow");
+        assert_eq!(cfg.authz.reload_interval_secs, 5);
+        assert_eq!(cfg.authz.plan(false), Ok(AuthzPlan::None));
+        assert_eq!(cfg.authz.plan(true), Ok(AuthzPlan::Seed));
         assert_eq!(cfg.routing.default_backend.as_deref(), Some("main"));
         assert_eq!(cfg.backends.len(), 2);
         assert!(matches!(
@@ -508,6 +604,75 @@ mod tests {
             auth.checked_region(),
             Err("auth.region is empty: remove it to accept any region".to_owned())
         );
+    }
+
+    /// The `[authz]` section of a configuration file holding `toml`.
+    fn authz_from(dir: &Path, toml: &str) -> AuthzConfig {
+        let path = dir.join("authz.toml");
+        std::fs::write(&path, toml).unwrap();
+        load(Some(&path)).unwrap().authz
+    }
+
+    #[test]
+    fn authz_plans_follow_the_engine_and_dev_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let rego = authz_from(
+            dir.path(),
+            "[authz]\nengine = \"rego\"\npolicy_files = [\"a.rego\", \"/p/b.rego\"]\n\
+             query = \"data.gw.allow\"\nreload_interval_secs = 0\n",
+        );
+        let files = vec![PathBuf::from("a.rego"), PathBuf::from("/p/b.rego")];
+        let expected = AuthzPlan::RegoFiles {
+            files,
+            query: "data.gw.allow".to_owned(),
+        };
+        assert_eq!(rego.plan(false), Ok(expected.clone()));
+        assert_eq!(rego.plan(true), Ok(expected));
+        assert_eq!(rego.reload_interval_secs, 0);
+
+        let none = authz_from(dir.path(), "[authz]\nengine = \"none\"\n");
+        assert_eq!(none.plan(false), Ok(AuthzPlan::None));
+        assert_eq!(
+            none.plan(true),
+            Ok(AuthzPlan::None),
+            "an explicit none wins over --dev"
+        );
+
+        for (toml, expected) in [
+            (
+                "[authz]\nengine = \"rego\"\n",
+                "authz.engine = \"rego\" needs authz.policy_files (none is set)",
+            ),
+            (
+                "[authz]\npolicy_files = [\"a.rego\"]\n",
+                "authz.policy_files is set but authz.engine is not \"rego\": set \
+                 engine = \"rego\" to enforce them",
+            ),
+            (
+                "[authz]\nengine = \"rego\"\npolicy_files = [\"a.rego\"]\nquery = \" \"\n",
+                "authz.query is empty: remove it for data.s3.allow",
+            ),
+        ] {
+            let authz = authz_from(dir.path(), toml);
+            assert_eq!(authz.plan(false), Err(expected.to_owned()), "{toml}");
+            assert_eq!(authz.plan(true), Err(expected.to_owned()), "{toml}");
+        }
+
+        let path = dir.path().join("bad.toml");
+        for (toml, expected) in [
+            (
+                "[authz]\nengine = \"opa\"\n",
+                "unknown authz.engine \"opa\": expected \"none\" or \"rego\"",
+            ),
+            (
+                "[authz]\npolicy_file = \"a.rego\"\n",
+                "unknown field `policy_file`",
+            ),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

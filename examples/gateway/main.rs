@@ -8,6 +8,7 @@
 //! See `gateway.toml` next to this file for every setting and its default.
 
 mod admin;
+mod authz;
 mod config;
 mod dev_backend;
 mod dev_users;
@@ -125,6 +126,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     let mut users = cfg.auth.load_static_users()?;
     users.extend(dev_users.iter().flat_map(DevUsers::static_users));
     let sigv4 = sigv4_layer(&cfg.auth, users, cfg.server.listen)?;
+    let authz_plan = cfg.authz.plan(dev)?;
+    let authz = authz::build(&authz_plan)?;
 
     let dev_backend = if dev {
         let root = cfg.server.data_dir.join("buckets");
@@ -178,6 +181,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         .layer(DrainBodyLayer::new())
         .layer(S3RequestLayer::with_parser(parser))
         .layer(sigv4)
+        // Authorization sees the authenticated principal, and refuses before re-signing.
+        .option_layer(authz.layer)
         .layer(ResignLayer::new(router))
         .service(upstream);
 
@@ -195,7 +200,7 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         users
             .write_config(&endpoint)
             .map_err(|e| format!("cannot write {}: {e}", users.config_file().display()))?;
-        print_dev_help(&endpoint, users);
+        print_dev_help(&endpoint, users, &authz::dev_note(&authz_plan));
     }
 
     let admin = admin::router(admin::AdminState {
@@ -214,6 +219,17 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(cfg.server.header_read_timeout_secs));
     let graceful = GracefulShutdown::new();
+    // Before ready: from now on SIGHUP reloads the policy files.
+    let reload_task = authz
+        .reloader
+        .map(|reloader| {
+            reloader.spawn(
+                (cfg.authz.reload_interval_secs > 0)
+                    .then(|| Duration::from_secs(cfg.authz.reload_interval_secs)),
+            )
+        })
+        .transpose()
+        .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
     ready.store(true, Ordering::Release);
 
     let shutdown = shutdown_signal();
@@ -268,6 +284,9 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         }
     }
     admin_task.abort();
+    if let Some(task) = reload_task {
+        task.abort();
+    }
     drop(dev_backend);
     Ok(())
 }
@@ -408,7 +427,7 @@ fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
 
 /// Tells a newcomer how to use the `--dev` gateway. Prints file paths and access key ids,
 /// never secrets.
-fn print_dev_help(endpoint: &str, users: &DevUsers) {
+fn print_dev_help(endpoint: &str, users: &DevUsers, authz_note: &str) {
     let credentials = users.credentials_file();
     let config = users.config_file();
     let (credentials, config) = (credentials.display(), config.display());
@@ -428,7 +447,7 @@ fn print_dev_help(endpoint: &str, users: &DevUsers) {
     println!(
         "\n  s3-tower gateway (development mode) at {endpoint}\n\n  \
          Embedded backend; requests must be signed. Users (keys {keys} {credentials}):\n\
-         {who}    (no authorization layer yet: reader may do what admin does)\n\n  \
+         {who}    {authz_note}\n\n  \
          With the AWS CLI (or any AWS SDK), the profiles carry region and endpoint:\n    \
          export AWS_CONFIG_FILE={config}\n    \
          export AWS_SHARED_CREDENTIALS_FILE={credentials}\n    \

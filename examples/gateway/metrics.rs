@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests by operation and status, latency, bytes in and out.
+//! Prometheus metrics: requests by operation and status, latency, bytes in and out, and
+//! authorization decisions.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -9,6 +10,7 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pin_project_lite::pin_project;
+use s3_tower::authz::{Authorizer, AuthzError, AuthzInput, Decision};
 use s3_tower::core::S3Operation;
 use tower::{Layer, Service};
 
@@ -16,6 +18,7 @@ const REQUESTS: &str = "s3_tower_requests_total";
 const DURATION: &str = "s3_tower_request_duration_seconds";
 const BYTES_IN: &str = "s3_tower_received_bytes_total";
 const BYTES_OUT: &str = "s3_tower_sent_bytes_total";
+const AUTHZ_DECISIONS: &str = "s3_tower_authz_decisions_total";
 
 /// Installs the global Prometheus recorder and returns the handle that renders it.
 pub(crate) fn install() -> Result<PrometheusHandle, Box<dyn std::error::Error + Send + Sync>> {
@@ -32,6 +35,10 @@ pub(crate) fn install() -> Result<PrometheusHandle, Box<dyn std::error::Error + 
     metrics::describe_histogram!(DURATION, "Time to the response head, by operation");
     metrics::describe_counter!(BYTES_IN, "Request body bytes received");
     metrics::describe_counter!(BYTES_OUT, "Response body bytes sent");
+    metrics::describe_counter!(
+        AUTHZ_DECISIONS,
+        "Policy decisions (one per resource a request touches) by decision, engine and operation"
+    );
     Ok(handle)
 }
 
@@ -143,5 +150,41 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// An [`Authorizer`] that counts the decisions of the one it wraps in
+/// `s3_tower_authz_decisions_total{decision, engine, operation}`: `decision` is `allow`,
+/// `deny` or `error` (an engine error, which denies).
+#[derive(Debug)]
+pub(crate) struct CountingAuthorizer<A> {
+    inner: A,
+}
+
+impl<A: Authorizer> CountingAuthorizer<A> {
+    pub(crate) fn new(inner: A) -> Self {
+        Self { inner }
+    }
+}
+
+impl<A: Authorizer> Authorizer for CountingAuthorizer<A> {
+    fn authorize(&self, input: &AuthzInput) -> Result<Decision, AuthzError> {
+        let result = self.inner.authorize(input);
+        let decision = match &result {
+            Ok(decision) => decision.as_str(),
+            Err(_) => "error",
+        };
+        metrics::counter!(
+            AUTHZ_DECISIONS,
+            "decision" => decision,
+            "engine" => self.inner.engine(),
+            "operation" => input.operation.clone(),
+        )
+        .increment(1);
+        result
+    }
+
+    fn engine(&self) -> &'static str {
+        self.inner.engine()
     }
 }

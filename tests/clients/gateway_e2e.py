@@ -10,6 +10,8 @@
 - `slow-download`: GETs `--path` (an object's presigned URL, path and query) with
   `http.client`, reads its head and the first MiB, prints `in flight`, waits for a line on
   stdin, then reads the rest and writes it to `--out`.
+- `delete-objects`: boto3 `delete_objects` of `--keys` in `--bucket`; with `--expect-error CODE`
+  the call must fail with that error code, otherwise every key must be deleted.
 - `minio`: the MinIO SDK (minio-py): make_bucket, bucket_exists, put_object, get_object,
   stat_object, list_objects, remove_object, remove_bucket.
 
@@ -174,6 +176,27 @@ def cmd_slow_download(args):
     step(f"read {len(body)} bytes")
 
 
+def cmd_delete_objects(args):
+    from botocore.exceptions import ClientError
+
+    s3 = boto3_client(args)
+    objects = [{"Key": key} for key in args.keys]
+    try:
+        resp = s3.delete_objects(Bucket=args.bucket, Delete={"Objects": objects})
+    except ClientError as e:
+        code = e.response["Error"]["Code"]
+        print(f"delete_objects failed: {code}: {e}", flush=True)
+        expect(code, args.expect_error, "the error code of delete_objects")
+        step(f"delete_objects refused with {code}")
+        return
+    if args.expect_error:
+        raise AssertionError(f"delete_objects succeeded, expected {args.expect_error}: {resp}")
+    deleted = sorted(d["Key"] for d in resp.get("Deleted", []))
+    expect(resp.get("Errors", []), [], "the errors of delete_objects")
+    expect(deleted, sorted(args.keys), "the keys delete_objects deleted")
+    step(f"delete_objects deleted {deleted}")
+
+
 def cmd_minio(args):
     from minio import Minio
 
@@ -241,6 +264,15 @@ def main():
     s.add_argument("--path", required=True)
     s.add_argument("--out", required=True)
 
+    d = sub.add_parser("delete-objects")
+    d.add_argument("--endpoint", required=True)
+    d.add_argument("--bucket", required=True)
+    d.add_argument("--keys", nargs="+", required=True)
+    d.add_argument("--access-key", required=True)
+    d.add_argument("--secret-key", required=True)
+    d.add_argument("--expect-error")
+    d.set_defaults(verify=None, session_token=None)
+
     m = sub.add_parser("minio")
     m.add_argument("--endpoint", required=True, help="host:port")
     m.add_argument("--bucket", required=True)
@@ -254,6 +286,7 @@ def main():
         "boto3": cmd_boto3,
         "tls-untrusted": cmd_tls_untrusted,
         "slow-download": cmd_slow_download,
+        "delete-objects": cmd_delete_objects,
         "minio": cmd_minio,
     }[args.command](args)
     print(f"{args.command}: all checks passed", flush=True)
