@@ -1,6 +1,7 @@
 //! [`RegoAuthorizer`]: Rego policies evaluated in process by `regorus`, compiled once and
 //! swapped atomically on reload.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub struct RegoAuthorizer {
     policy: ArcSwap<CompiledPolicy>,
     sources: Sources,
     query: String,
+    keys: InputKeys,
 }
 
 impl std::fmt::Debug for RegoAuthorizer {
@@ -79,6 +81,7 @@ impl RegoAuthorizer {
             policy: ArcSwap::from_pointee(policy),
             sources,
             query,
+            keys: InputKeys::new(),
         })
     }
 
@@ -120,7 +123,7 @@ impl RegoAuthorizer {
 
 impl Authorizer for RegoAuthorizer {
     fn authorize(&self, input: &AuthzInput) -> Result<Decision, AuthzError> {
-        self.evaluate(rego_input(input))
+        self.evaluate(self.keys.document(input))
     }
 
     fn engine(&self) -> &'static str {
@@ -167,54 +170,108 @@ fn compile(sources: &Sources, query: &str) -> Result<CompiledPolicy, AuthzError>
         })
 }
 
-/// The Rego `input` document of `input`, built directly (the same document as its JSON
-/// serialisation, without a JSON round trip on the request path).
-fn rego_input(input: &AuthzInput) -> Value {
-    fn text(s: &str) -> Value {
-        Value::from(s)
-    }
-    fn optional(s: Option<&str>) -> Value {
-        s.map_or(Value::Null, Value::from)
-    }
-    let mut doc = Value::new_object();
-    let source = match &input.source {
-        Some(src) => {
-            let mut obj = Value::new_object();
-            if let Ok(map) = obj.as_object_mut() {
-                map.insert(text("bucket"), text(&src.bucket));
-                map.insert(text("key"), text(&src.key));
-            }
-            obj
+/// The names of the input document's fields as Rego values, made once: a decision then
+/// clones them (a reference count) instead of allocating them.
+struct InputKeys {
+    user: Value,
+    groups: Value,
+    claims: Value,
+    role: Value,
+    action: Value,
+    iam_action: Value,
+    operation: Value,
+    bucket: Value,
+    key: Value,
+    path: Value,
+    prefix: Value,
+    version_id: Value,
+    source: Value,
+    method: Value,
+    auth: Value,
+    source_ip: Value,
+}
+
+impl InputKeys {
+    fn new() -> Self {
+        Self {
+            user: Value::from("user"),
+            groups: Value::from("groups"),
+            claims: Value::from("claims"),
+            role: Value::from("role"),
+            action: Value::from("action"),
+            iam_action: Value::from("iam_action"),
+            operation: Value::from("operation"),
+            bucket: Value::from("bucket"),
+            key: Value::from("key"),
+            path: Value::from("path"),
+            prefix: Value::from("prefix"),
+            version_id: Value::from("version_id"),
+            source: Value::from("source"),
+            method: Value::from("method"),
+            auth: Value::from("auth"),
+            source_ip: Value::from("source_ip"),
         }
-        None => Value::Null,
-    };
-    let claims = if input.claims.is_null() {
-        Value::Null
-    } else {
-        Value::from(input.claims.clone())
-    };
-    if let Ok(map) = doc.as_object_mut() {
-        map.insert(text("user"), text(&input.user));
-        map.insert(
-            text("groups"),
-            Value::from(input.groups.iter().map(|g| text(g)).collect::<Vec<_>>()),
-        );
-        map.insert(text("claims"), claims);
-        map.insert(text("role"), optional(input.role.as_deref()));
-        map.insert(text("action"), text(&input.action));
-        map.insert(text("iam_action"), text(&input.iam_action));
-        map.insert(text("operation"), text(&input.operation));
-        map.insert(text("bucket"), optional(input.bucket.as_deref()));
-        map.insert(text("key"), optional(input.key.as_deref()));
-        map.insert(text("path"), optional(input.path.as_deref()));
-        map.insert(text("prefix"), optional(input.prefix.as_deref()));
-        map.insert(text("version_id"), optional(input.version_id.as_deref()));
-        map.insert(text("source"), source);
-        map.insert(text("method"), text(&input.method));
-        map.insert(text("auth"), text(input.auth));
-        map.insert(text("source_ip"), optional(input.source_ip.as_deref()));
     }
-    doc
+
+    /// The Rego `input` document of `input`, built directly (the same document as its JSON
+    /// serialisation, without a JSON round trip on the request path).
+    fn document(&self, input: &AuthzInput) -> Value {
+        fn optional(s: Option<&str>) -> Value {
+            s.map_or(Value::Null, Value::from)
+        }
+        let source = match &input.source {
+            Some(src) => {
+                let mut obj = Value::new_object();
+                if let Ok(map) = obj.as_object_mut() {
+                    map.insert(self.bucket.clone(), Value::from(src.bucket.as_str()));
+                    map.insert(self.key.clone(), Value::from(src.key.as_str()));
+                }
+                obj
+            }
+            None => Value::Null,
+        };
+        let claims = if input.claims.is_null() {
+            Value::Null
+        } else {
+            Value::from(input.claims.clone())
+        };
+        let groups = Value::from(
+            input
+                .groups
+                .iter()
+                .map(|g| Value::from(g.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        // In key order: the map is then built in one pass.
+        let fields = [
+            (self.action.clone(), Value::from(input.action.as_str())),
+            (self.auth.clone(), Value::from(input.auth)),
+            (self.bucket.clone(), optional(input.bucket.as_deref())),
+            (self.claims.clone(), claims),
+            (self.groups.clone(), groups),
+            (
+                self.iam_action.clone(),
+                Value::from(input.iam_action.as_str()),
+            ),
+            (self.key.clone(), optional(input.key.as_deref())),
+            (self.method.clone(), Value::from(input.method.as_str())),
+            (
+                self.operation.clone(),
+                Value::from(input.operation.as_str()),
+            ),
+            (self.path.clone(), optional(input.path.as_deref())),
+            (self.prefix.clone(), optional(input.prefix.as_deref())),
+            (self.role.clone(), optional(input.role.as_deref())),
+            (self.source.clone(), source),
+            (self.source_ip.clone(), optional(input.source_ip.as_deref())),
+            (self.user.clone(), Value::from(input.user.as_str())),
+            (
+                self.version_id.clone(),
+                optional(input.version_id.as_deref()),
+            ),
+        ];
+        Value::from(BTreeMap::from(fields))
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +304,6 @@ mod tests {
             source_ip: Some("192.0.2.1".into()),
         };
         let via_json = Value::from(serde_json::to_value(&input).unwrap());
-        assert_eq!(rego_input(&input), via_json);
+        assert_eq!(InputKeys::new().document(&input), via_json);
     }
 }
