@@ -506,3 +506,29 @@ async fn a_signed_plus_cannot_be_replayed_as_a_space() {
     assert_eq!(error_code(response).await, "SignatureDoesNotMatch");
     assert!(seen.principal.is_none());
 }
+
+/// A request an outer JWT layer authenticated passes through with that principal; any other
+/// principal already present does not bypass verification.
+#[tokio::test]
+async fn a_principal_from_a_jwt_layer_passes_through() {
+    let jwt_principal = Principal {
+        subject: "carol".into(),
+        groups: vec!["reader".into()],
+        claims: serde_json::Value::Null,
+        auth: AuthMethod::Jwt,
+        session: None,
+    };
+    let mut req = request(Method::GET, "http://s3.local/bucket/key", b"");
+    req.headers_mut()
+        .insert("authorization", "Bearer eyJhbGciOi.x.y".parse().unwrap());
+    req.extensions_mut().insert(jwt_principal.clone());
+    let (response, seen) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(seen.principal.unwrap(), jwt_principal);
+
+    let mut req = request(Method::GET, "http://s3.local/bucket/key", b"");
+    req.extensions_mut().insert(Principal::anonymous());
+    let (response, seen) = call(SigV4Layer::new(users()), req).await;
+    assert_eq!(error_code(response).await, "AccessDenied");
+    assert!(seen.principal.is_none());
+}

@@ -12,7 +12,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Body;
-use s3_core::{Principal, RequestId};
+use s3_core::{AuthMethod, Principal, RequestId};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -37,6 +37,8 @@ use crate::sigv4::verifier::{PayloadMode, SigV4Verifier, VerifiedRequest};
 /// `InvalidAccessKeyId`, `RequestTimeTooSkewed`, `AccessDenied`...). Requests without
 /// credentials are refused unless [`SigV4Layer::allow_anonymous`] is set. If the body fails
 /// verification after the inner service was called, the response is replaced by that error.
+/// A request an outer JWT layer already authenticated (a `Principal` with
+/// [`AuthMethod::Jwt`]) passes through unchanged.
 ///
 /// # Example
 ///
@@ -208,6 +210,13 @@ async fn authenticate<B: Body>(
     body: B,
     slot: &FailureSlot,
 ) -> Result<(Principal, SigV4Body<B>), AuthError> {
+    // A bearer token verified by a JWT layer outside this one: nothing to do here (that
+    // layer refuses requests that also carry a SigV4 signature).
+    if let Some(principal) = parts.extensions.get::<Principal>()
+        && principal.auth == AuthMethod::Jwt
+    {
+        return Ok((principal.clone(), SigV4Body::plain(body)));
+    }
     let Some(verified) = verifier.verify(parts).await? else {
         if allow_anonymous {
             return Ok((Principal::anonymous(), SigV4Body::plain(body)));
