@@ -139,6 +139,46 @@ pub enum AuthError {
     /// The trailing checksum does not match the decoded payload.
     #[error("the {0} checksum does not match the payload")]
     ChecksumMismatch(ChecksumAlgorithm),
+    /// A bearer token together with SigV4 credentials (presigned query, or an
+    /// `Authorization` header next to a custom bearer header).
+    #[error("a bearer token and AWS signature credentials in one request")]
+    BearerWithSigV4,
+    /// The bearer token is not a well-formed JWT.
+    #[error("malformed bearer token: {0}")]
+    JwtMalformed(&'static str),
+    /// The token's `iss` is not a configured issuer.
+    #[error("the bearer token's issuer is not trusted")]
+    JwtUnknownIssuer,
+    /// The token's `alg` is `none`, HMAC, unknown, or not in the issuer's allow-list.
+    #[error("bearer token algorithm {0:?} is not allowed")]
+    JwtAlgorithmNotAllowed(String),
+    /// The issuer's JWKS has no key with the token's `kid`.
+    #[error("the bearer token's signing key is unknown")]
+    JwtUnknownKey,
+    /// The token's `alg` does not fit the key's type or stated algorithm.
+    #[error("the bearer token's algorithm does not match its key")]
+    JwtKeyMismatch,
+    /// The token's signature does not verify.
+    #[error("the bearer token's signature does not verify")]
+    JwtBadSignature,
+    /// `exp` is past (beyond the leeway).
+    #[error("the bearer token is expired")]
+    JwtExpired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("the bearer token is not valid yet")]
+    JwtNotYetValid,
+    /// `aud` names none of the configured audiences.
+    #[error("the bearer token's audience is not accepted")]
+    JwtWrongAudience,
+    /// A required claim is missing.
+    #[error("the bearer token has no {0} claim")]
+    JwtMissingClaim(String),
+    /// A claim has the wrong type.
+    #[error("the bearer token's {0} claim is invalid")]
+    JwtInvalidClaim(String),
+    /// The issuer's keys cannot be fetched and the token's key is not cached.
+    #[error("the identity provider's keys cannot be fetched: {0}")]
+    JwksUnavailable(String),
 }
 
 impl AuthError {
@@ -306,6 +346,55 @@ impl AuthError {
                     "The {} you specified did not match the calculated checksum.",
                     algorithm.name()
                 ),
+            ),
+            Self::BearerWithSigV4 => (
+                C::InvalidRequest,
+                "Only one auth mechanism allowed; send either a bearer token or an AWS signature"
+                    .into(),
+            ),
+            Self::JwtMalformed(why) => (
+                C::AccessDenied,
+                format!("The bearer token is malformed: {why}"),
+            ),
+            Self::JwtUnknownIssuer => (
+                C::AccessDenied,
+                "The bearer token's issuer is not trusted".into(),
+            ),
+            Self::JwtAlgorithmNotAllowed(alg) => (
+                C::AccessDenied,
+                format!("The bearer token's algorithm {alg:?} is not allowed"),
+            ),
+            Self::JwtUnknownKey => (
+                C::AccessDenied,
+                "The bearer token is signed with an unknown key".into(),
+            ),
+            Self::JwtKeyMismatch => (
+                C::AccessDenied,
+                "The bearer token's algorithm does not match its signing key".into(),
+            ),
+            Self::JwtBadSignature => (
+                C::AccessDenied,
+                "The bearer token's signature is invalid".into(),
+            ),
+            Self::JwtExpired => (C::AccessDenied, "The bearer token is expired".into()),
+            Self::JwtNotYetValid => (C::AccessDenied, "The bearer token is not valid yet".into()),
+            Self::JwtWrongAudience => (
+                C::AccessDenied,
+                "The bearer token is not intended for this service (audience)".into(),
+            ),
+            Self::JwtMissingClaim(claim) => (
+                C::AccessDenied,
+                format!("The bearer token has no {claim} claim"),
+            ),
+            Self::JwtInvalidClaim(claim) => (
+                C::AccessDenied,
+                format!("The bearer token's {claim} claim is invalid"),
+            ),
+            Self::JwksUnavailable(_) => (
+                C::ServiceUnavailable,
+                "The identity provider cannot be reached to verify the bearer token; try again \
+                 later"
+                    .into(),
             ),
         };
         S3Error::new(code, message)

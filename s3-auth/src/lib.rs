@@ -6,12 +6,16 @@
 //! the body streams. Secrets come from a [`CredentialResolver`]: [`StaticCredentials`] from
 //! configuration here, sealed STS sessions in `s3-sts`.
 //!
+//! [`JwtLayer`] verifies `Authorization: Bearer <jwt>` tokens from configured OpenID Connect
+//! issuers with a [`JwtValidator`] (see [`jwt`]); place it outside `SigV4Layer`.
+//!
 //! Failures are answered with the S3 XML error a client expects; see [`AuthError`] for every
 //! reason and its code. AWS signature version 2 is refused with a message saying so.
 
 pub mod checksum;
 mod credentials;
 mod error;
+pub mod jwt;
 pub mod sigv4;
 
 pub use credentials::{
@@ -19,4 +23,5 @@ pub use credentials::{
     SecretKey, SecretSource, SecretSourceError, StaticCredentials, StaticUser,
 };
 pub use error::AuthError;
+pub use jwt::{IssuerConfig, JwtLayer, JwtService, JwtValidator};
 pub use sigv4::{PayloadMode, SigV4Body, SigV4Layer, SigV4Service, SigV4Verifier, VerifiedRequest};
