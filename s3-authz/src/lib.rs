@@ -9,9 +9,12 @@
 //! engine errors and undefined policy results all deny. Every decision is an audit event
 //! (tracing target `s3_tower::audit`).
 //!
-//! [`RegoAuthorizer`] evaluates Rego policies in process with `regorus`, compiled once.
+//! [`RegoAuthorizer`] evaluates Rego policies in process with `regorus`, compiled once;
+//! [`CedarAuthorizer`] evaluates Cedar policies with `cedar-policy`, validated against the S3
+//! schema [`CEDAR_SCHEMA`] when loaded.
 
 mod authorizer;
+mod cedar;
 mod delete_objects;
 mod error;
 mod input;
@@ -19,6 +22,7 @@ mod layer;
 mod rego;
 
 pub use authorizer::{AllowAll, Authorizer, Decision, DenyAll};
+pub use cedar::{CEDAR_SCHEMA, CedarAuthorizer, SEED_CEDAR_POLICY};
 pub use error::AuthzError;
 pub use input::{AuthzInput, SourceObject};
 pub use layer::{AuthzBody, AuthzLayer, AuthzService, DEFAULT_DELETE_BODY_LIMIT, ResponseFuture};
