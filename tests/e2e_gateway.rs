@@ -860,6 +860,239 @@ fn dev_mode_reader_may_only_list_and_read() {
     assert!(decisions("allow", "PutObject") >= 2, "{metrics}");
 }
 
+/// The bearer token the `--dev` gateway wrote to `<data-dir>/.dev/<user>.jwt`.
+fn dev_token(data_dir: &Path, user: &str) -> String {
+    let path = data_dir.join(format!(".dev/{user}.jwt"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+        .trim()
+        .to_owned()
+}
+
+/// A token with `claims`, signed by the `--dev` issuer's key
+/// (`<data-dir>/.dev/oidc-signing-key.pem`).
+fn dev_signed_token(data_dir: &Path, claims: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    let path = data_dir.join(".dev/oidc-signing-key.pem");
+    let pem =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("the dev signing key is base64 PEM");
+    let key = jsonwebtoken::EncodingKey::from_ec_der(&der);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("s3-tower-dev".to_owned());
+    jsonwebtoken::encode(&header, claims, &key).expect("sign a token with the dev key")
+}
+
+/// The claims of a JWT (not verified).
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the JWT payload is base64url");
+    serde_json::from_slice(&payload).expect("the JWT payload is JSON")
+}
+
+/// `--dev` is also a token issuer: its discovery document and JWKS are on the admin port under
+/// `/dev/oidc`, and the tokens it writes to `<data-dir>/.dev/{admin,reader}.jwt` (mode 0600)
+/// authenticate plain HTTP requests (`Authorization: Bearer`), authorized by the seed policy
+/// like the SigV4 users: `reader` reads and lists, `admin` writes. Expired and tampered tokens
+/// get `403 AccessDenied`, a token next to a presigned query `400 InvalidRequest`.
+#[test]
+fn dev_mode_bearer_tokens_authenticate_plain_http_requests() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data_dir = dir.path().join("data");
+    let gateway = start_dev_gateway(dir.path(), "gateway --dev jwt", &[]);
+    let addr = gateway.addr();
+    let issuer = format!("http://127.0.0.1:{}/dev/oidc", gateway.admin_port);
+
+    // The banner says where the tokens are and how to use them.
+    let reader_file = data_dir.join(".dev/reader.jwt");
+    let startup = strip_ansi(&wait_for_log_line(&gateway, &["curl -H"]));
+    let curl = format!(
+        "curl -H \"Authorization: Bearer $(cat {})\" {}/<bucket>/<key>",
+        reader_file.display(),
+        gateway.endpoint()
+    );
+    assert!(startup.contains(&curl), "no `{curl}` in:\n{startup}");
+
+    // Discovery and JWKS on the admin port.
+    let discovery = gateway
+        .admin_get("/dev/oidc/.well-known/openid-configuration")
+        .expect("GET the dev discovery document");
+    assert_eq!(discovery.status, 200, "{}", discovery.text());
+    let discovery: serde_json::Value =
+        serde_json::from_slice(&discovery.body).expect("discovery is JSON");
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{issuer}/jwks.json").as_str()
+    );
+    let jwks = gateway
+        .admin_get("/dev/oidc/jwks.json")
+        .expect("GET the dev JWKS");
+    assert_eq!(jwks.status, 200, "{}", jwks.text());
+    let jwks: serde_json::Value = serde_json::from_slice(&jwks.body).expect("JWKS is JSON");
+    let keys = jwks["keys"].as_array().expect("JWKS keys");
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_eq!(
+        (&keys[0]["kty"], &keys[0]["crv"], &keys[0]["kid"]),
+        (
+            &serde_json::json!("EC"),
+            &serde_json::json!("P-256"),
+            &serde_json::json!("s3-tower-dev")
+        ),
+        "{jwks}"
+    );
+    assert!(keys[0].get("d").is_none(), "the JWKS holds the private key");
+
+    // The token files: private, for admin and reader.
+    let admin = dev_token(&data_dir, "admin");
+    let reader = dev_token(&data_dir, "reader");
+    #[cfg(unix)]
+    for user in ["admin", "reader"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = data_dir.join(format!(".dev/{user}.jwt"));
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "mode of {}", path.display());
+    }
+    let claims = jwt_claims(&reader);
+    assert_eq!(claims["iss"], issuer.as_str());
+    assert_eq!(claims["sub"], "reader");
+    assert_eq!(claims["aud"], "s3-tower");
+    assert_eq!(claims["groups"], serde_json::json!(["reader"]));
+    let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert_eq!(lifetime, 12 * 3600, "{claims}");
+
+    let bearer = |token: &str| format!("Bearer {token}");
+    let request = |method: &str, target: &str, token: &str, body: &[u8]| {
+        let auth = bearer(token);
+        http_request(
+            addr,
+            method,
+            target,
+            &[("authorization", auth.as_str())],
+            body.to_vec(),
+        )
+        .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+    };
+
+    // admin creates a bucket and uploads; reader reads and lists.
+    let resp = request("PUT", "/dev-jwt", &admin, b"");
+    assert_eq!(resp.status, 200, "admin CreateBucket: {}", resp.text());
+    let resp = request("PUT", "/dev-jwt/docs/a.txt", &admin, b"hello by bearer");
+    assert_eq!(resp.status, 200, "admin PutObject: {}", resp.text());
+    let resp = request("GET", "/dev-jwt/docs/a.txt", &reader, b"");
+    assert_eq!(resp.status, 200, "reader GetObject: {}", resp.text());
+    assert_eq!(&resp.body[..], b"hello by bearer");
+    let resp = request("GET", "/dev-jwt?list-type=2&prefix=docs%2F", &reader, b"");
+    assert_eq!(resp.status, 200, "reader ListObjectsV2: {}", resp.text());
+    assert!(
+        resp.text().contains("<Key>docs/a.txt</Key>"),
+        "reader ListObjectsV2: {}",
+        resp.text()
+    );
+    // reader may not write; admin may.
+    request("PUT", "/dev-jwt/docs/by-reader.txt", &reader, b"no").assert_s3_error(
+        403,
+        "AccessDenied",
+        "reader PutObject with its bearer token",
+    );
+    let resp = request("PUT", "/dev-jwt/docs/b.txt", &admin, b"second");
+    assert_eq!(resp.status, 200, "admin PutObject: {}", resp.text());
+    assert!(
+        !data_dir.join("buckets/dev-jwt/docs/by-reader.txt").exists(),
+        "reader's refused upload reached the backend"
+    );
+    // The SigV4 users work next to the tokens.
+    let files = DevFiles::of(&data_dir);
+    let resp = signed_request(
+        addr,
+        "GET",
+        "/dev-jwt/docs/b.txt",
+        &[],
+        Vec::new(),
+        &files.keys("reader"),
+    )
+    .expect("signed GetObject");
+    assert_eq!(
+        (resp.status, &resp.body[..]),
+        (200, &b"second"[..]),
+        "{}",
+        resp.text()
+    );
+
+    // Tampered: reader's signature on admin's claims, or a changed signature.
+    let mut parts: Vec<&str> = reader.split('.').collect();
+    let admin_payload = admin.split('.').nth(1).expect("payload");
+    parts[1] = admin_payload;
+    let swapped = parts.join(".");
+    let mut flipped = reader.clone();
+    let last = flipped.pop().expect("a non-empty token");
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+    // Signed by the right key, but expired (beyond the 60 s leeway).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut claims = jwt_claims(&admin);
+    claims["iat"] = serde_json::json!(now - 7200);
+    claims["nbf"] = serde_json::json!(now - 7200);
+    claims["exp"] = serde_json::json!(now - 3600);
+    let expired = dev_signed_token(&data_dir, &claims);
+    // The same claims unexpired are accepted: the expiry alone refuses the token.
+    claims["exp"] = serde_json::json!(now + 3600);
+    let fresh = dev_signed_token(&data_dir, &claims);
+    let resp = request("GET", "/dev-jwt/docs/a.txt", &fresh, b"");
+    assert_eq!(
+        resp.status,
+        200,
+        "a token minted with the dev key: {}",
+        resp.text()
+    );
+    for (what, token) in [
+        ("payload swapped", &swapped),
+        ("signature changed", &flipped),
+        ("expired", &expired),
+    ] {
+        for (method, target) in [
+            ("GET", "/dev-jwt/docs/a.txt"),
+            ("PUT", "/dev-jwt/docs/c.txt"),
+        ] {
+            request(method, target, token, b"x").assert_s3_error(
+                403,
+                "AccessDenied",
+                &format!("{method} {target} with a token {what}"),
+            );
+        }
+    }
+    let resp = request("GET", "/dev-jwt/docs/a.txt", &expired, b"");
+    assert!(resp.text().contains("expired"), "{}", resp.text());
+    assert!(
+        !data_dir.join("buckets/dev-jwt/docs/c.txt").exists(),
+        "a refused upload reached the backend"
+    );
+
+    // A bearer token and a presigned query: one mechanism only.
+    let presigned = presigned_target(addr, "GET", "/dev-jwt/docs/a.txt", &files.keys("reader"))
+        .expect("presign");
+    let resp = request("GET", &presigned, &reader, b"");
+    resp.assert_s3_error(400, "InvalidRequest", "bearer token and presigned query");
+    // The presigned URL alone works.
+    let resp = http_request(addr, "GET", &presigned, &[], Vec::new()).expect("presigned GET");
+    assert_eq!(resp.status, 200, "presigned GET: {}", resp.text());
+
+    // Never a token in the log.
+    let log = gateway.child.log();
+    for token in [&admin, &reader, &expired] {
+        let signature = token.rsplit('.').next().expect("signature");
+        assert!(!log.contains(signature), "a token is in the log:\n{log}");
+    }
+}
+
 /// `text` without ANSI escape sequences (the gateway's pretty log colours its fields).
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -2275,6 +2508,68 @@ fn broken_authorization_settings_are_fatal_and_named() {
         (
             "[authz]\nengine = \"rego\"\npolicy_file = \"x.rego\"\n".to_owned(),
             "unknown field `policy_file`",
+        ),
+    ];
+    let path = dir.path().join("gateway.toml");
+    for (extra, expected) in cases {
+        eprintln!("case: {extra}");
+        std::fs::write(&path, config(&extra)).expect("write gateway.toml");
+        assert_startup_fails_saying(dir.path(), &path, &[], expected);
+    }
+}
+
+/// A wrong `[auth.jwt]` setting stops the gateway at startup (exit 1) with a message naming the
+/// issuer (or the header).
+#[test]
+fn broken_jwt_settings_are_fatal_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = |extra: &str| {
+        config_toml(
+            None,
+            local(free_port()),
+            &dir.path().join("data"),
+            false,
+            "http://127.0.0.1:9",
+            MOTO_CREDENTIALS,
+            extra,
+        )
+    };
+    let issuer = |extra: &str| {
+        format!(
+            "[[auth.jwt.issuers]]\nissuer = \"https://sso.example.com/realms/main\"\n\
+             audiences = [\"s3\"]\n{extra}\n"
+        )
+    };
+    let cases = [
+        (
+            "[[auth.jwt.issuers]]\nissuer = \"https://sso.example.com/realms/main\"\n".to_owned(),
+            "gateway: auth.jwt.issuers[0] (https://sso.example.com/realms/main): audiences is \
+             empty",
+        ),
+        (
+            issuer("algorithms = [\"HS256\"]"),
+            "gateway: auth.jwt.issuers[0] (https://sso.example.com/realms/main): issuer \
+             \"https://sso.example.com/realms/main\": algorithm HS256 is not allowed (HMAC)",
+        ),
+        (
+            issuer("algorithms = [\"RS257\"]"),
+            "gateway: auth.jwt.issuers[0] (https://sso.example.com/realms/main): unknown \
+             algorithm \"RS257\" in algorithms",
+        ),
+        (
+            issuer("jwks_url = \"file:///etc/keys\""),
+            "gateway: auth.jwt.issuers[0] (https://sso.example.com/realms/main): invalid URL \
+             \"file:///etc/keys\"",
+        ),
+        (
+            issuer("") + &issuer(""),
+            "gateway: auth.jwt.issuers[1] (https://sso.example.com/realms/main): the issuer is \
+             already configured by auth.jwt.issuers[0]",
+        ),
+        (issuer("audience = \"s3\""), "unknown field `audience`"),
+        (
+            "[auth.jwt]\nheader = \"bad header\"\n".to_owned(),
+            "gateway: auth.jwt.header \"bad header\" is not a valid header name",
         ),
     ];
     let path = dir.path().join("gateway.toml");

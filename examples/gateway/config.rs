@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use s3_tower::auth::jwt::{Algorithm, IssuerConfig, JwtValidator};
 use s3_tower::auth::{SecretSource, StaticUser};
 use serde::Deserialize;
 
@@ -86,6 +87,149 @@ pub(crate) struct AuthConfig {
     /// Only signatures scoped to this region are accepted; any region when unset.
     pub(crate) region: Option<String>,
     pub(crate) static_users: Vec<StaticUserConfig>,
+    pub(crate) jwt: JwtConfig,
+}
+
+/// `[auth.jwt]`: bearer tokens (JWT) from OpenID Connect issuers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct JwtConfig {
+    /// The header carrying the token (`Authorization: Bearer <jwt>` by default).
+    pub(crate) header: String,
+    pub(crate) issuers: Vec<JwtIssuerConfig>,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            header: "authorization".to_owned(),
+            issuers: Vec::new(),
+        }
+    }
+}
+
+/// An `[[auth.jwt.issuers]]` entry: one trusted token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JwtIssuerConfig {
+    pub(crate) issuer: String,
+    /// The JWKS URL; unset, it is found by OIDC discovery.
+    #[serde(default)]
+    pub(crate) jwks_url: Option<String>,
+    #[serde(default)]
+    pub(crate) audiences: Vec<String>,
+    /// Unset: every asymmetric algorithm.
+    #[serde(default)]
+    pub(crate) algorithms: Option<Vec<String>>,
+    #[serde(default = "default_leeway_secs")]
+    pub(crate) leeway_secs: u64,
+    #[serde(default = "default_subject_claim")]
+    pub(crate) subject_claim: String,
+    #[serde(default)]
+    pub(crate) groups_claim: Option<String>,
+    #[serde(default)]
+    pub(crate) extra_claims: Vec<String>,
+}
+
+fn default_leeway_secs() -> u64 {
+    60
+}
+
+fn default_subject_claim() -> String {
+    "sub".to_owned()
+}
+
+impl JwtConfig {
+    /// The token header, checked.
+    pub(crate) fn header_name(&self) -> Result<http::HeaderName, String> {
+        let name = self.header.trim();
+        if name.is_empty() {
+            return Err("auth.jwt.header is empty: remove it for authorization".to_owned());
+        }
+        http::HeaderName::try_from(name).map_err(|_| {
+            format!(
+                "auth.jwt.header {:?} is not a valid header name",
+                self.header
+            )
+        })
+    }
+
+    /// The issuers for [`JwtValidator::new`], or the first configuration error, naming the
+    /// issuer: an empty issuer or claim, no audience, an unknown or HMAC algorithm, an issuer
+    /// given twice, a URL that is not `http(s)://host...`.
+    pub(crate) fn issuer_configs(&self) -> Result<Vec<IssuerConfig>, String> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut configs = Vec::new();
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            if issuer.issuer.trim().is_empty() {
+                return Err(format!("auth.jwt.issuers[{i}]: issuer is empty"));
+            }
+            if let Some(first) = seen.insert(&issuer.issuer, i) {
+                return Err(format!(
+                    "auth.jwt.issuers[{i}] ({}): the issuer is already configured by \
+                     auth.jwt.issuers[{first}]",
+                    issuer.issuer
+                ));
+            }
+            let config = issuer
+                .to_issuer_config()
+                .map_err(|e| format!("auth.jwt.issuers[{i}] ({}): {e}", issuer.issuer))?;
+            configs.push(config);
+        }
+        Ok(configs)
+    }
+}
+
+impl JwtIssuerConfig {
+    fn to_issuer_config(&self) -> Result<IssuerConfig, String> {
+        if self.audiences.is_empty() {
+            return Err(
+                "audiences is empty: name the audience (client id) tokens are for".to_owned(),
+            );
+        }
+        if self.audiences.iter().any(|a| a.trim().is_empty()) {
+            return Err("audiences holds an empty audience".to_owned());
+        }
+        if self.subject_claim.trim().is_empty() {
+            return Err("subject_claim is empty: remove it for sub".to_owned());
+        }
+        if self
+            .groups_claim
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err("groups_claim is empty: remove it for no groups".to_owned());
+        }
+        if self.extra_claims.iter().any(|c| c.trim().is_empty()) {
+            return Err("extra_claims holds an empty claim".to_owned());
+        }
+        let mut config = IssuerConfig::new(&self.issuer)
+            .audiences(self.audiences.iter().cloned())
+            .leeway(std::time::Duration::from_secs(self.leeway_secs))
+            .subject_claim(&self.subject_claim);
+        if let Some(url) = &self.jwks_url {
+            config = config.jwks_url(url);
+        }
+        if let Some(names) = &self.algorithms {
+            let algorithms = names
+                .iter()
+                .map(|name| {
+                    name.parse::<Algorithm>()
+                        .map_err(|_| format!("unknown algorithm {name:?} in algorithms"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            config = config.algorithms(algorithms);
+        }
+        if let Some(claim) = &self.groups_claim {
+            config = config.groups_claim(claim);
+        }
+        for claim in &self.extra_claims {
+            config = config.extra_claim(claim);
+        }
+        // The checks of the validator itself (algorithms, URLs), for this issuer alone.
+        JwtValidator::new([config.clone()]).map_err(|e| e.to_string())?;
+        Ok(config)
+    }
 }
 
 /// An `[[auth.static_users]]` entry: a long-lived access key and who signs with it.
@@ -436,6 +580,22 @@ mod tests {
             )]
         );
         assert_eq!(cfg.auth.static_users[0].groups, ["admin"]);
+        assert_eq!(cfg.auth.jwt.header, "authorization");
+        assert_eq!(
+            cfg.auth.jwt.header_name().unwrap(),
+            http::header::AUTHORIZATION
+        );
+        let issuers = cfg.auth.jwt.issuer_configs().unwrap();
+        assert_eq!(issuers.len(), 1);
+        assert_eq!(issuers[0].issuer(), "https://sso.example.com/realms/main");
+        let issuer = &cfg.auth.jwt.issuers[0];
+        assert_eq!(issuer.audiences, ["s3-gateway"]);
+        assert_eq!(issuer.jwks_url, None);
+        assert_eq!(issuer.algorithms, None);
+        assert_eq!(issuer.leeway_secs, 60);
+        assert_eq!(issuer.subject_claim, "sub");
+        assert_eq!(issuer.groups_claim.as_deref(), Some("realm_access.roles"));
+        assert_eq!(issuer.extra_claims, ["email"]);
         assert_eq!(cfg.authz.engine, None);
         assert!(cfg.authz.policy_files.is_empty());
         assert_eq!(cfg.authz.query, "data.s3.allow");
@@ -604,6 +764,100 @@ mod tests {
             auth.checked_region(),
             Err("auth.region is empty: remove it to accept any region".to_owned())
         );
+    }
+
+    #[test]
+    fn jwt_issuers_map_to_issuer_configs_and_errors_name_the_issuer() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = auth_from(
+            dir.path(),
+            "[auth.jwt]\nheader = \"x-auth-token\"\n\
+             [[auth.jwt.issuers]]\nissuer = \"https://a.example\"\n\
+             jwks_url = \"https://a.example/keys\"\naudiences = [\"s3\", \"other\"]\n\
+             algorithms = [\"RS256\", \"ES256\"]\nleeway_secs = 5\nsubject_claim = \"email\"\n\
+             groups_claim = \"groups\"\nextra_claims = [\"email\", \"org.id\"]\n\
+             [[auth.jwt.issuers]]\nissuer = \"http://b.example:8080/realm\"\n\
+             audiences = [\"s3\"]\n",
+        );
+        assert_eq!(auth.jwt.header_name().unwrap().as_str(), "x-auth-token");
+        let configs = auth.jwt.issuer_configs().unwrap();
+        let names: Vec<&str> = configs.iter().map(IssuerConfig::issuer).collect();
+        assert_eq!(names, ["https://a.example", "http://b.example:8080/realm"]);
+        let debug = format!("{:?}", configs[0]);
+        for part in [
+            "https://a.example/keys",
+            "\"other\"",
+            "RS256",
+            "ES256",
+            "5s",
+            "\"email\"",
+            "\"groups\"",
+            "org.id",
+        ] {
+            assert!(debug.contains(part), "{part} not in {debug}");
+        }
+        assert!(!debug.contains("PS256"), "{debug}");
+        JwtValidator::new(configs).unwrap();
+
+        let issuer = |extra: &str| {
+            format!(
+                "[[auth.jwt.issuers]]\nissuer = \"https://a.example\"\n\
+                 audiences = [\"s3\"]\n{extra}\n"
+            )
+        };
+        let cases = [
+            (
+                "[[auth.jwt.issuers]]\nissuer = \"https://a.example\"\n".to_owned(),
+                "auth.jwt.issuers[0] (https://a.example): audiences is empty: name the \
+                 audience (client id) tokens are for",
+            ),
+            (
+                issuer("algorithms = [\"RS257\"]"),
+                "auth.jwt.issuers[0] (https://a.example): unknown algorithm \"RS257\" in \
+                 algorithms",
+            ),
+            (
+                issuer("algorithms = [\"HS256\"]"),
+                "auth.jwt.issuers[0] (https://a.example): issuer \"https://a.example\": \
+                 algorithm HS256 is not allowed (HMAC)",
+            ),
+            (
+                issuer("algorithms = []"),
+                "auth.jwt.issuers[0] (https://a.example): issuer \"https://a.example\" \
+                 allows no algorithm",
+            ),
+            (
+                issuer("jwks_url = \"ftp://a.example/keys\""),
+                "auth.jwt.issuers[0] (https://a.example): invalid URL \"ftp://a.example/keys\"",
+            ),
+            (
+                issuer("subject_claim = \"\""),
+                "auth.jwt.issuers[0] (https://a.example): subject_claim is empty: remove it \
+                 for sub",
+            ),
+            (
+                issuer("") + &issuer(""),
+                "auth.jwt.issuers[1] (https://a.example): the issuer is already configured \
+                 by auth.jwt.issuers[0]",
+            ),
+            (
+                "[[auth.jwt.issuers]]\nissuer = \"\"\naudiences = [\"s3\"]\n".to_owned(),
+                "auth.jwt.issuers[0]: issuer is empty",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = auth_from(dir.path(), &toml)
+                .jwt
+                .issuer_configs()
+                .unwrap_err();
+            assert_eq!(err, expected, "for\n{toml}");
+        }
+        let auth = auth_from(dir.path(), "[auth.jwt]\nheader = \"bad header\"\n");
+        assert_eq!(
+            auth.jwt.header_name().unwrap_err(),
+            "auth.jwt.header \"bad header\" is not a valid header name"
+        );
+        assert!(auth.jwt.issuer_configs().unwrap().is_empty());
     }
 
     /// The `[authz]` section of a configuration file holding `toml`.

@@ -105,6 +105,11 @@ impl DevUsers {
         Ok(users)
     }
 
+    /// `<data-dir>/.dev` (absolute).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// `<data-dir>/.dev/credentials`: the AWS shared credentials file.
     pub(crate) fn credentials_file(&self) -> PathBuf {
         self.dir.join("credentials")
@@ -180,7 +185,7 @@ fn parse_credentials(text: &str) -> Option<Vec<DevUser>> {
 }
 
 /// Writes `text` to `path` readable by its owner only, replacing the file atomically.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut options = std::fs::OpenOptions::new();

@@ -11,6 +11,7 @@ mod admin;
 mod authz;
 mod config;
 mod dev_backend;
+mod dev_idp;
 mod dev_users;
 mod metrics;
 mod tls;
@@ -27,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use s3_tower::auth::jwt::{IssuerConfig, JwtLayer, JwtValidator};
 use s3_tower::auth::{SigV4Layer, StaticCredentials, StaticUser};
 use s3_tower::core::{DrainBodyLayer, RequestId, S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
@@ -40,6 +42,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{AuthConfig, Config, CredentialsConfig, LogFormat};
 use crate::dev_backend::DevBackend;
+use crate::dev_idp::DevIdp;
 use crate::dev_users::DevUsers;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -64,7 +67,8 @@ struct Cli {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Development mode: embedded S3 backend under <data-dir>, users `admin` and `reader`
-    /// with keys in <data-dir>/.dev/credentials. Never in production.
+    /// with keys in <data-dir>/.dev/credentials and bearer tokens in
+    /// <data-dir>/.dev/<user>.jwt. Never in production.
     #[arg(long)]
     dev: bool,
 }
@@ -125,7 +129,14 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     };
     let mut users = cfg.auth.load_static_users()?;
     users.extend(dev_users.iter().flat_map(DevUsers::static_users));
-    let sigv4 = sigv4_layer(&cfg.auth, users, cfg.server.listen)?;
+    let jwt_header = cfg.auth.jwt.header_name()?;
+    let jwt_issuers = cfg.auth.jwt.issuer_configs()?;
+    let sigv4 = sigv4_layer(
+        &cfg.auth,
+        users,
+        cfg.server.listen,
+        dev || !jwt_issuers.is_empty(),
+    )?;
     let authz_plan = cfg.authz.plan(dev)?;
     let authz = authz::build(&authz_plan)?;
 
@@ -149,6 +160,20 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         upstream = upstream.add_ca_pem_file(ca)?;
     }
     let upstream = upstream.build()?;
+
+    let listener = TcpListener::bind(cfg.server.listen).await?;
+    let admin_listener = TcpListener::bind(cfg.server.admin_listen).await?;
+    // The dev issuer is served by the admin listener, so its URL names the bound address.
+    let dev_idp = if dev {
+        let admin = loopback_if_unspecified(admin_listener.local_addr()?);
+        Some(DevIdp::generate(admin)?)
+    } else {
+        None
+    };
+    let jwt_validator = jwt_validator(jwt_issuers, &jwt_header, dev_idp.as_ref())?;
+    let jwt = jwt_validator
+        .as_ref()
+        .map(|validator| JwtLayer::new(Arc::clone(validator)).header(jwt_header.clone()));
 
     let mut parser = S3RequestParser::new();
     for domain in &cfg.server.virtual_host_domains {
@@ -180,14 +205,14 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         // Refusals come before the body is read: drain it so the client sees the answer.
         .layer(DrainBodyLayer::new())
         .layer(S3RequestLayer::with_parser(parser))
+        // Bearer tokens first; requests without one are SigV4's (both at once: 400).
+        .option_layer(jwt)
         .layer(sigv4)
         // Authorization sees the authenticated principal, and refuses before re-signing.
         .option_layer(authz.layer)
         .layer(ResignLayer::new(router))
         .service(upstream);
 
-    let listener = TcpListener::bind(cfg.server.listen).await?;
-    let admin_listener = TcpListener::bind(cfg.server.admin_listen).await?;
     let tls = cfg.server.tls.as_ref().map(tls::acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("S3 endpoint: {scheme}://{}", listener.local_addr()?);
@@ -200,17 +225,39 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         users
             .write_config(&endpoint)
             .map_err(|e| format!("cannot write {}: {e}", users.config_file().display()))?;
-        print_dev_help(&endpoint, users, &authz::dev_note(&authz_plan));
+        let tokens = match &dev_idp {
+            Some(idp) => {
+                let names: Vec<&str> = users.users.iter().map(|u| u.profile).collect();
+                let files = idp.write_files(users.dir(), &names)?;
+                dev_token_help(
+                    &endpoint,
+                    idp,
+                    &files,
+                    &DevIdp::signing_key_file(users.dir()),
+                )
+            }
+            None => String::new(),
+        };
+        print_dev_help(&endpoint, users, &authz::dev_note(&authz_plan), &tokens);
     }
 
     let admin = admin::router(admin::AdminState {
         metrics,
         ready: Arc::clone(&ready),
+        dev_oidc: dev_idp.as_ref().map(|idp| Arc::new(idp.documents())),
     });
     let admin_task = tokio::spawn(async move {
         if let Err(err) = axum::serve(admin_listener, admin).await {
             tracing::error!(error = %err, "admin listener failed");
         }
+    });
+    // Fetch the issuers' keys now rather than on the first token, so a wrong URL shows at once.
+    let prefetch_task = jwt_validator.map(|validator| {
+        tokio::spawn(async move {
+            if let Err(err) = validator.prefetch().await {
+                tracing::warn!(error = %err, "cannot fetch the keys of a JWT issuer yet; tokens it signed are refused until it can be reached");
+            }
+        })
     });
 
     let mut conn_builder = ConnBuilder::new(TokioExecutor::new());
@@ -284,6 +331,9 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         }
     }
     admin_task.abort();
+    if let Some(task) = prefetch_task {
+        task.abort();
+    }
     if let Some(task) = reload_task {
         task.abort();
     }
@@ -383,12 +433,33 @@ async fn build_router(cfg: &Config, dev: Option<&DevBackend>) -> Result<BackendR
     Ok(router)
 }
 
+/// The JWT validator of the `[auth.jwt]` issuers and, with `--dev`, the development issuer;
+/// `None` without any issuer (no `JwtLayer` then).
+fn jwt_validator(
+    mut issuers: Vec<IssuerConfig>,
+    header: &http::HeaderName,
+    dev: Option<&DevIdp>,
+) -> Result<Option<Arc<JwtValidator>>, BoxError> {
+    if let Some(idp) = dev {
+        issuers.push(idp.issuer_config());
+    }
+    if issuers.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = issuers.iter().map(IssuerConfig::issuer).collect();
+    tracing::info!(issuers = ?names, header = %header, "JWT bearer authentication");
+    let validator = JwtValidator::new(issuers).map_err(|e| format!("auth.jwt: {e}"))?;
+    Ok(Some(Arc::new(validator)))
+}
+
 /// The SigV4 layer for `users` (static users of the configuration, and the `--dev` users),
-/// with the anonymous and region settings of `[auth]`.
+/// with the anonymous and region settings of `[auth]`. `jwt`: whether bearer tokens are
+/// accepted too.
 fn sigv4_layer(
     auth: &AuthConfig,
     users: Vec<StaticUser>,
     listen: SocketAddr,
+    jwt: bool,
 ) -> Result<SigV4Layer, BoxError> {
     let region = auth.checked_region()?;
     let credentials = StaticCredentials::new(users)?;
@@ -396,7 +467,7 @@ fn sigv4_layer(
         tracing::warn!(
             "ANONYMOUS ACCESS IS ON (auth.allow_anonymous = true): anyone who reaches {listen} can use every bucket. Development only."
         );
-    } else if credentials.is_empty() {
+    } else if credentials.is_empty() && !jwt {
         tracing::warn!(
             "no [[auth.static_users]] and anonymous access off: every request will be refused"
         );
@@ -427,7 +498,7 @@ fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
 
 /// Tells a newcomer how to use the `--dev` gateway. Prints file paths and access key ids,
 /// never secrets.
-fn print_dev_help(endpoint: &str, users: &DevUsers, authz_note: &str) {
+fn print_dev_help(endpoint: &str, users: &DevUsers, authz_note: &str, tokens: &str) {
     let credentials = users.credentials_file();
     let config = users.config_file();
     let (credentials, config) = (credentials.display(), config.display());
@@ -456,9 +527,43 @@ fn print_dev_help(endpoint: &str, users: &DevUsers, authz_note: &str) {
          aws --profile reader s3 ls s3://demo/\n\n  \
          Or with the credentials file only:\n    \
          AWS_SHARED_CREDENTIALS_FILE={credentials} aws --profile admin --region {region} \\\n      \
-         --endpoint-url {endpoint} s3 ls\n",
+         --endpoint-url {endpoint} s3 ls\n{tokens}",
         region = dev_users::DEV_REGION,
     );
+}
+
+/// The dev banner's lines on bearer tokens: where they are and a `curl` using one. Prints
+/// file paths, never tokens.
+fn dev_token_help(
+    endpoint: &str,
+    idp: &DevIdp,
+    files: &[PathBuf],
+    signing_key: &std::path::Path,
+) -> String {
+    let mut text = format!(
+        "\n  Or with a bearer token (JWT, valid 12 h, new at each start) of issuer {}:\n",
+        idp.issuer()
+    );
+    for file in files {
+        let _ = writeln!(text, "    {}", file.display());
+    }
+    let reader = files
+        .iter()
+        .find(|f| f.file_name().is_some_and(|n| n == "reader.jwt"))
+        .or(files.first());
+    if let Some(reader) = reader {
+        let _ = writeln!(
+            text,
+            "    curl -H \"Authorization: Bearer $(cat {})\" {endpoint}/<bucket>/<key>",
+            reader.display()
+        );
+    }
+    let _ = writeln!(
+        text,
+        "    (other tokens: sign ES256, kid s3-tower-dev, aud s3-tower, with {})",
+        signing_key.display()
+    );
+    text
 }
 
 async fn shutdown_signal() {
