@@ -2341,6 +2341,76 @@ fn sighup(gateway: &Running) {
     assert_success("kill -HUP <gateway>", &out);
 }
 
+/// `engine = "cedar"` with a policy file: the Cedar policy decides (user0 may create the
+/// bucket and list it, not write objects), and SIGHUP reloads it; a policy that fails the
+/// schema keeps the old one in force.
+#[test]
+fn cedar_policy_files_decide_and_reload_on_sighup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let moto = Moto::start();
+    let policy = dir.path().join("policy.cedar");
+    let allow = |actions: &str| {
+        format!("permit (principal == S3::User::\"user0\", action in [{actions}], resource);\n")
+    };
+    std::fs::write(
+        &policy,
+        allow("S3::Action::\"CreateBucket\", S3::Action::\"ListObjectsV2\""),
+    )
+    .expect("write policy.cedar");
+    let toml = format!(
+        "[authz]\nengine = \"cedar\"\npolicy_files = [{}]\nreload_interval_secs = 0\n",
+        toml_str(path_str(&policy))
+    );
+    let gateway = configured_gateway(
+        dir.path(),
+        "gateway cedar",
+        &moto.endpoint(),
+        MOTO_CREDENTIALS,
+        &toml,
+        &[],
+    );
+    let list_objects = "/e2e-authz-cedar?list-type=2";
+    assert_eq!(
+        status_of(&gateway, "PUT", "/e2e-authz-cedar"),
+        200,
+        "CreateBucket"
+    );
+    assert_eq!(
+        status_of(&gateway, "GET", list_objects),
+        200,
+        "ListObjectsV2"
+    );
+    let put = signed_request(
+        gateway.addr(),
+        "PUT",
+        "/e2e-authz-cedar/k",
+        &[],
+        b"x".to_vec(),
+        &e2e_user(),
+    )
+    .expect("PUT object");
+    put.assert_s3_error(403, "AccessDenied", "PutObject under the Cedar policy");
+
+    // A policy naming an action the schema does not know is refused; the old one stays.
+    std::fs::write(&policy, allow("S3::Action::\"NoSuchOperation\"")).expect("rewrite");
+    sighup(&gateway);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        status_of(&gateway, "GET", list_objects),
+        200,
+        "old policy kept"
+    );
+
+    std::fs::write(&policy, allow("S3::Action::\"CreateBucket\"")).expect("rewrite");
+    sighup(&gateway);
+    wait_for_status(&gateway, "GET", list_objects, 403, "after the reload");
+    let log = strip_ansi(&gateway.child.log());
+    assert!(
+        log.contains("authorization policy reload failed") && log.contains("policy.cedar"),
+        "{log}"
+    );
+}
+
 /// `engine = "rego"` with a policy file and `reload_interval_secs = 0`: the policy decides;
 /// a rewritten file changes nothing until SIGHUP, after which the new policy decides and an
 /// INFO line says it was reloaded. A file with a syntax error, on SIGHUP, keeps the policy in
@@ -2503,7 +2573,7 @@ fn broken_authorization_settings_are_fatal_and_named() {
         ),
         (
             "[authz]\nengine = \"opa\"\n".to_owned(),
-            "unknown authz.engine \"opa\": expected \"none\" or \"rego\"",
+            "unknown authz.engine \"opa\": expected \"none\", \"rego\" or \"cedar\"",
         ),
         (
             "[authz]\nengine = \"rego\"\npolicy_file = \"x.rego\"\n".to_owned(),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use s3_tower::authz::{AuthzError, AuthzLayer, RegoAuthorizer};
+use s3_tower::authz::{Authorizer, AuthzError, AuthzLayer, CedarAuthorizer, RegoAuthorizer};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::config::AuthzPlan;
@@ -51,21 +51,57 @@ pub(crate) fn build(plan: &AuthzPlan) -> Result<Authz, String> {
             let stamps = stamps(files);
             let rego = RegoAuthorizer::from_files(files.iter().cloned(), query.clone())
                 .map_err(|e| format!("authz: {e}"))?;
-            let rego = Arc::new(rego);
             tracing::info!(
                 engine = "rego",
                 files = %list(files),
                 query = %query,
                 "authorization policy loaded"
             );
-            Ok(Authz {
-                layer: Some(AuthzLayer::new(CountingAuthorizer::new(Arc::clone(&rego)))),
-                reloader: Some(Reloader {
-                    authorizer: rego,
-                    stamps,
-                }),
-            })
+            Ok(from_files(Arc::new(rego), files, stamps))
         }
+        AuthzPlan::CedarFiles { files } => {
+            let stamps = stamps(files);
+            let cedar = CedarAuthorizer::from_files(files.iter().cloned())
+                .map_err(|e| format!("authz: {e}"))?;
+            tracing::info!(
+                engine = "cedar",
+                files = %list(files),
+                "authorization policy loaded"
+            );
+            Ok(from_files(Arc::new(cedar), files, stamps))
+        }
+    }
+}
+
+/// A policy engine whose policy files can be read again.
+pub(crate) trait ReloadablePolicy: Authorizer {
+    /// Compiles the files again and swaps the result in, keeping the old policy on error.
+    fn reload_policy(&self) -> Result<(), AuthzError>;
+}
+
+impl ReloadablePolicy for RegoAuthorizer {
+    fn reload_policy(&self) -> Result<(), AuthzError> {
+        self.reload()
+    }
+}
+
+impl ReloadablePolicy for CedarAuthorizer {
+    fn reload_policy(&self) -> Result<(), AuthzError> {
+        self.reload()
+    }
+}
+
+/// The layer and reloader of an engine reading `files`.
+fn from_files<P: ReloadablePolicy>(engine: Arc<P>, files: &[PathBuf], stamps: Vec<Stamp>) -> Authz {
+    Authz {
+        layer: Some(AuthzLayer::new(CountingAuthorizer::new(Arc::clone(
+            &engine,
+        )))),
+        reloader: Some(Reloader {
+            authorizer: engine,
+            files: files.to_vec(),
+            stamps,
+        }),
     }
 }
 
@@ -80,6 +116,9 @@ pub(crate) fn dev_note(plan: &AuthzPlan) -> String {
             .to_owned(),
         AuthzPlan::RegoFiles { files, .. } => {
             format!("(authorization: the Rego policy in {})", list(files))
+        }
+        AuthzPlan::CedarFiles { files } => {
+            format!("(authorization: the Cedar policy in {})", list(files))
         }
     }
 }
@@ -106,11 +145,20 @@ fn stamp(file: &Path) -> Stamp {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Reloads a Rego policy read from files.
-#[derive(Debug)]
+/// Reloads a policy read from files.
 pub(crate) struct Reloader {
-    authorizer: Arc<RegoAuthorizer>,
+    authorizer: Arc<dyn ReloadablePolicy>,
+    files: Vec<PathBuf>,
     stamps: Vec<Stamp>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("engine", &self.authorizer.engine())
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(unix)]
@@ -138,6 +186,7 @@ impl Reloader {
         });
         let Self {
             authorizer,
+            files,
             mut stamps,
         } = self;
         Ok(tokio::spawn(async move {
@@ -145,15 +194,15 @@ impl Reloader {
                 let trigger = tokio::select! {
                     () = next_hangup(&mut hangup) => "SIGHUP",
                     () = next_tick(ticks.as_mut()) => {
-                        let now = self::stamps(authorizer.files());
+                        let now = self::stamps(&files);
                         if now == stamps {
                             continue;
                         }
                         "file change"
                     }
                 };
-                stamps = self::stamps(authorizer.files());
-                reload(&authorizer, trigger).await;
+                stamps = self::stamps(&files);
+                reload(&authorizer, &files, trigger).await;
             }
         }))
     }
@@ -180,10 +229,10 @@ async fn next_tick(ticks: Option<&mut Interval>) {
 
 /// Reloads the policy; on failure the policy in force stays and the error is logged with the
 /// file it is about.
-async fn reload(authorizer: &Arc<RegoAuthorizer>, trigger: &'static str) {
+async fn reload(authorizer: &Arc<dyn ReloadablePolicy>, files: &[PathBuf], trigger: &'static str) {
     let reloading = Arc::clone(authorizer);
-    let files = list(authorizer.files());
-    match tokio::task::spawn_blocking(move || reloading.reload()).await {
+    let files = list(files);
+    match tokio::task::spawn_blocking(move || reloading.reload_policy()).await {
         Ok(Ok(())) => tracing::info!(trigger, files = %files, "authorization policy reloaded"),
         Ok(Err(AuthzError::PolicyLoad {
             source_name,

@@ -355,6 +355,8 @@ pub(crate) enum AuthzEngine {
     None,
     /// Rego policies (`policy_files`), evaluated in process.
     Rego,
+    /// Cedar policies (`policy_files`), validated against the S3 schema.
+    Cedar,
 }
 
 impl TryFrom<String> for AuthzEngine {
@@ -364,8 +366,9 @@ impl TryFrom<String> for AuthzEngine {
         match name.as_str() {
             "none" => Ok(Self::None),
             "rego" => Ok(Self::Rego),
+            "cedar" => Ok(Self::Cedar),
             _ => Err(format!(
-                "unknown authz.engine {name:?}: expected \"none\" or \"rego\""
+                "unknown authz.engine {name:?}: expected \"none\", \"rego\" or \"cedar\""
             )),
         }
     }
@@ -403,6 +406,8 @@ pub(crate) enum AuthzPlan {
     Seed,
     /// Rego policies from these files, evaluating `query`.
     RegoFiles { files: Vec<PathBuf>, query: String },
+    /// Cedar policies from these files.
+    CedarFiles { files: Vec<PathBuf> },
 }
 
 impl AuthzConfig {
@@ -424,9 +429,20 @@ impl AuthzConfig {
                     query: self.query.clone(),
                 })
             }
+            (Some(AuthzEngine::Cedar), _) => {
+                if self.policy_files.is_empty() {
+                    return Err(
+                        "authz.engine = \"cedar\" needs authz.policy_files (none is set)"
+                            .to_owned(),
+                    );
+                }
+                Ok(AuthzPlan::CedarFiles {
+                    files: self.policy_files.clone(),
+                })
+            }
             _ if !self.policy_files.is_empty() => Err(
-                "authz.policy_files is set but authz.engine is not \"rego\": set \
-                 engine = \"rego\" to enforce them"
+                "authz.policy_files is set but authz.engine is not \"rego\" or \"cedar\": \
+                 set the engine to enforce them"
                     .to_owned(),
             ),
             (Some(AuthzEngine::None), _) | (None, false) => Ok(AuthzPlan::None),
@@ -884,6 +900,21 @@ mod tests {
         assert_eq!(rego.plan(true), Ok(expected));
         assert_eq!(rego.reload_interval_secs, 0);
 
+        let cedar = authz_from(
+            dir.path(),
+            "[authz]\nengine = \"cedar\"\npolicy_files = [\"p.cedar\"]\n",
+        );
+        let expected = AuthzPlan::CedarFiles {
+            files: vec![PathBuf::from("p.cedar")],
+        };
+        assert_eq!(cedar.plan(false), Ok(expected.clone()));
+        assert_eq!(cedar.plan(true), Ok(expected));
+        let cedar = authz_from(dir.path(), "[authz]\nengine = \"cedar\"\n");
+        assert_eq!(
+            cedar.plan(false),
+            Err("authz.engine = \"cedar\" needs authz.policy_files (none is set)".to_owned())
+        );
+
         let none = authz_from(dir.path(), "[authz]\nengine = \"none\"\n");
         assert_eq!(none.plan(false), Ok(AuthzPlan::None));
         assert_eq!(
@@ -899,8 +930,8 @@ mod tests {
             ),
             (
                 "[authz]\npolicy_files = [\"a.rego\"]\n",
-                "authz.policy_files is set but authz.engine is not \"rego\": set \
-                 engine = \"rego\" to enforce them",
+                "authz.policy_files is set but authz.engine is not \"rego\" or \"cedar\": \
+                 set the engine to enforce them",
             ),
             (
                 "[authz]\nengine = \"rego\"\npolicy_files = [\"a.rego\"]\nquery = \" \"\n",
@@ -916,7 +947,7 @@ mod tests {
         for (toml, expected) in [
             (
                 "[authz]\nengine = \"opa\"\n",
-                "unknown authz.engine \"opa\": expected \"none\" or \"rego\"",
+                "unknown authz.engine \"opa\": expected \"none\", \"rego\" or \"cedar\"",
             ),
             (
                 "[authz]\npolicy_file = \"a.rego\"\n",
