@@ -17,6 +17,7 @@ use s3_core::S3Operation;
 use crate::authorizer::{Authorizer, Decision};
 use crate::error::AuthzError;
 use crate::input::AuthzInput;
+use crate::policy_sources::PolicySources;
 
 /// The S3 Sentinel demo policy in Cedar: `admin` may do everything; `reader` may only list
 /// buckets and read objects (`ListBuckets`, `HeadBucket`, `ListObjects`, `ListObjectsV2`,
@@ -110,13 +111,6 @@ fn action_group(op: S3Operation) -> &'static str {
     }
 }
 
-/// Where the policy text comes from, so that it can be read again on reload.
-#[derive(Debug, Clone)]
-enum Sources {
-    Files(Vec<PathBuf>),
-    Inline(Vec<(String, String)>),
-}
-
 /// The entity type names, parsed once.
 struct Names {
     user: EntityTypeName,
@@ -167,7 +161,7 @@ impl Names {
 /// keeping the old ones on error.
 pub struct CedarAuthorizer {
     policies: ArcSwap<PolicySet>,
-    sources: Sources,
+    sources: PolicySources,
     schema: Schema,
     /// The action entities of the schema (operations in their groups), by action name, made
     /// once: a request's entities hold its action's only.
@@ -189,12 +183,12 @@ impl CedarAuthorizer {
     pub fn from_sources(
         sources: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, AuthzError> {
-        Self::new(Sources::Inline(sources.into_iter().collect()))
+        Self::new(PolicySources::Inline(sources.into_iter().collect()))
     }
 
     /// Policies read from `files`; [`CedarAuthorizer::reload`] reads them again.
     pub fn from_files(files: impl IntoIterator<Item = PathBuf>) -> Result<Self, AuthzError> {
-        Self::new(Sources::Files(files.into_iter().collect()))
+        Self::new(PolicySources::Files(files.into_iter().collect()))
     }
 
     /// The S3 Sentinel demo policy ([`SEED_CEDAR_POLICY`]).
@@ -202,7 +196,7 @@ impl CedarAuthorizer {
         Self::from_sources([("seed.cedar".to_owned(), SEED_CEDAR_POLICY.to_owned())])
     }
 
-    fn new(sources: Sources) -> Result<Self, AuthzError> {
+    fn new(sources: PolicySources) -> Result<Self, AuthzError> {
         let schema = parse_schema()?;
         let policies = load(&sources, &schema)?;
         let actions = schema
@@ -234,10 +228,7 @@ impl CedarAuthorizer {
 
     /// The policy files, if the policies came from files.
     pub fn files(&self) -> &[PathBuf] {
-        match &self.sources {
-            Sources::Files(files) => files,
-            Sources::Inline(_) => &[],
-        }
+        self.sources.files()
     }
 
     /// The parsed schema ([`CEDAR_SCHEMA`]).
@@ -361,27 +352,8 @@ fn parse_schema() -> Result<Schema, AuthzError> {
 
 /// Parses every source into one policy set (policy ids prefixed with the source name) and
 /// validates it against `schema` in strict mode.
-fn load(sources: &Sources, schema: &Schema) -> Result<PolicySet, AuthzError> {
-    let texts: Vec<(String, String)> = match sources {
-        Sources::Inline(texts) => texts.clone(),
-        Sources::Files(files) => files
-            .iter()
-            .map(|path| {
-                std::fs::read_to_string(path)
-                    .map(|text| (path.display().to_string(), text))
-                    .map_err(|e| AuthzError::PolicyLoad {
-                        source_name: path.display().to_string(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    if texts.is_empty() {
-        return Err(AuthzError::PolicyLoad {
-            source_name: "(none)".to_owned(),
-            message: "no policy given".to_owned(),
-        });
-    }
+fn load(sources: &PolicySources, schema: &Schema) -> Result<PolicySet, AuthzError> {
+    let texts = sources.read()?;
     let validator = Validator::new(schema.clone());
     let mut set = PolicySet::new();
     for (name, text) in texts {

@@ -19,6 +19,7 @@ mod delete_objects;
 mod error;
 mod input;
 mod layer;
+mod policy_sources;
 mod rego;
 
 pub use authorizer::{AllowAll, Authorizer, Decision, DenyAll};

@@ -11,6 +11,7 @@ use regorus::{CompiledPolicy, Engine, Value};
 use crate::authorizer::{Authorizer, Decision};
 use crate::error::AuthzError;
 use crate::input::AuthzInput;
+use crate::policy_sources::PolicySources;
 
 /// The rule evaluated by default: `allow` in package `s3`, as in S3 Sentinel.
 pub const DEFAULT_QUERY: &str = "data.s3.allow";
@@ -20,13 +21,6 @@ pub const DEFAULT_QUERY: &str = "data.s3.allow";
 /// `GetObject`, `GetObjectTagging`).
 pub const SEED_POLICY: &str = include_str!("../policies/seed.rego");
 
-/// Where the policy text comes from, so that it can be read again on reload.
-#[derive(Debug, Clone)]
-enum Sources {
-    Files(Vec<PathBuf>),
-    Inline(Vec<(String, String)>),
-}
-
 /// Evaluates a Rego rule (default [`DEFAULT_QUERY`]) with the [`AuthzInput`] as `input`.
 ///
 /// `true` allows; `false`, an undefined result or anything but a boolean denies (the latter
@@ -35,7 +29,7 @@ enum Sources {
 /// the new one does not compile.
 pub struct RegoAuthorizer {
     policy: ArcSwap<CompiledPolicy>,
-    sources: Sources,
+    sources: PolicySources,
     query: String,
     keys: InputKeys,
 }
@@ -55,7 +49,10 @@ impl RegoAuthorizer {
         sources: impl IntoIterator<Item = (String, String)>,
         query: impl Into<String>,
     ) -> Result<Self, AuthzError> {
-        Self::new(Sources::Inline(sources.into_iter().collect()), query.into())
+        Self::new(
+            PolicySources::Inline(sources.into_iter().collect()),
+            query.into(),
+        )
     }
 
     /// Policies read from `files`, evaluating `query`; [`RegoAuthorizer::reload`] reads them
@@ -64,7 +61,10 @@ impl RegoAuthorizer {
         files: impl IntoIterator<Item = PathBuf>,
         query: impl Into<String>,
     ) -> Result<Self, AuthzError> {
-        Self::new(Sources::Files(files.into_iter().collect()), query.into())
+        Self::new(
+            PolicySources::Files(files.into_iter().collect()),
+            query.into(),
+        )
     }
 
     /// The S3 Sentinel demo policy ([`SEED_POLICY`]).
@@ -75,7 +75,7 @@ impl RegoAuthorizer {
         )
     }
 
-    fn new(sources: Sources, query: String) -> Result<Self, AuthzError> {
+    fn new(sources: PolicySources, query: String) -> Result<Self, AuthzError> {
         let policy = compile(&sources, &query)?;
         Ok(Self {
             policy: ArcSwap::from_pointee(policy),
@@ -95,10 +95,7 @@ impl RegoAuthorizer {
 
     /// The policy files, if the policy came from files.
     pub fn files(&self) -> &[PathBuf] {
-        match &self.sources {
-            Sources::Files(files) => files,
-            Sources::Inline(_) => &[],
-        }
+        self.sources.files()
     }
 
     /// Evaluates the rule on a prepared `input` value: what [`Authorizer::authorize`] does
@@ -132,28 +129,9 @@ impl Authorizer for RegoAuthorizer {
 }
 
 /// Parses and compiles every source with `query` as the entry point.
-fn compile(sources: &Sources, query: &str) -> Result<CompiledPolicy, AuthzError> {
+fn compile(sources: &PolicySources, query: &str) -> Result<CompiledPolicy, AuthzError> {
     let mut engine = Engine::new();
-    let texts: Vec<(String, String)> = match sources {
-        Sources::Inline(texts) => texts.clone(),
-        Sources::Files(files) => files
-            .iter()
-            .map(|path| {
-                std::fs::read_to_string(path)
-                    .map(|text| (path.display().to_string(), text))
-                    .map_err(|e| AuthzError::PolicyLoad {
-                        source_name: path.display().to_string(),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    if texts.is_empty() {
-        return Err(AuthzError::PolicyLoad {
-            source_name: "(none)".to_owned(),
-            message: "no policy given".to_owned(),
-        });
-    }
+    let texts = sources.read()?;
     for (name, text) in texts {
         engine
             .add_policy(name.clone(), text)
