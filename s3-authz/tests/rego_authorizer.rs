@@ -10,37 +10,8 @@ use s3_authz::{Authorizer, AuthzError, AuthzInput, Decision, RegoAuthorizer, Sou
 use s3_core::{AuthMethod, Principal, S3Operation, S3RequestParser};
 use serde_json::json;
 
-/// The operations the seed policy lets a `reader` perform.
-const READER_OPS: &[S3Operation] = &[
-    S3Operation::ListBuckets,
-    S3Operation::HeadBucket,
-    S3Operation::ListObjects,
-    S3Operation::ListObjectsV2,
-    S3Operation::GetObject,
-    S3Operation::HeadObject,
-    S3Operation::GetObjectTagging,
-];
-
-fn input(groups: &[&str], op: S3Operation) -> AuthzInput {
-    AuthzInput {
-        user: "alice".to_owned(),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-        claims: json!({}),
-        role: None,
-        action: op.name().to_owned(),
-        iam_action: op.iam_action().unwrap().to_owned(),
-        operation: op.name().to_owned(),
-        bucket: Some("data".to_owned()),
-        key: Some("a/b.csv".to_owned()),
-        path: Some("data/a/b.csv".to_owned()),
-        prefix: None,
-        version_id: None,
-        source: None,
-        method: "GET".to_owned(),
-        auth: "sigv4",
-        source_ip: None,
-    }
-}
+mod support;
+use support::{READER_OPS, input};
 
 fn principal(subject: &str, groups: &[&str]) -> Principal {
     Principal {
