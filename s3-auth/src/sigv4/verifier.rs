@@ -248,12 +248,7 @@ impl SigV4Verifier {
         self.check_scope(&params)?;
         let (amz_date, time) = self.check_time(&params, &parts.headers, now)?;
         check_signed_headers(&params, &parts.headers)?;
-        let payload_hash = payload_hash(
-            &params,
-            &parts.headers,
-            self.require_content_sha256,
-            self.service == "s3",
-        )?;
+        let payload_hash = self.payload_hash(&params, &parts.headers)?;
         let payload = PayloadMode::parse(&payload_hash)?;
 
         // A presigned URL carries its token in the query; a (signed) header serves both.
@@ -327,12 +322,7 @@ impl SigV4Verifier {
         let Presented::SigV4(params) = read_signature(&parts.headers, &query)? else {
             return Ok(Vec::new());
         };
-        let payload_hash = payload_hash(
-            &params,
-            &parts.headers,
-            self.require_content_sha256,
-            self.service == "s3",
-        )?;
+        let payload_hash = self.payload_hash(&params, &parts.headers)?;
         self.canonical_candidates(parts, &query, &params, &payload_hash)
     }
 
@@ -358,6 +348,28 @@ impl SigV4Verifier {
             .iter()
             .map(|uri| canonical.request(uri))
             .collect()
+    }
+
+    /// The payload line of the canonical request.
+    fn payload_hash(
+        &self,
+        params: &SignatureParams,
+        headers: &HeaderMap,
+    ) -> Result<String, AuthError> {
+        let presigned = params.location == SignatureLocation::Query;
+        match headers.get(CONTENT_SHA256) {
+            Some(value) => value
+                .to_str()
+                .map(str::to_owned)
+                .map_err(|_| AuthError::InvalidContentSha256),
+            // S3 signs presigned URLs over UNSIGNED-PAYLOAD; other services over the body's
+            // hash, verifiable here for the empty body only (which the payload mode then
+            // enforces).
+            None if presigned && self.service == "s3" => Ok("UNSIGNED-PAYLOAD".to_owned()),
+            None if presigned => Ok(EMPTY_SHA256.to_owned()),
+            None if self.require_content_sha256 => Err(AuthError::MissingContentSha256),
+            None => Ok(EMPTY_SHA256.to_owned()),
+        }
     }
 
     fn check_scope(&self, params: &SignatureParams) -> Result<(), AuthError> {
@@ -435,29 +447,6 @@ fn check_signed_headers(params: &SignatureParams, headers: &HeaderMap) -> Result
         }
     }
     Ok(())
-}
-
-/// The payload line of the canonical request.
-fn payload_hash(
-    params: &SignatureParams,
-    headers: &HeaderMap,
-    require: bool,
-    s3: bool,
-) -> Result<String, AuthError> {
-    match headers.get(CONTENT_SHA256) {
-        Some(value) => value
-            .to_str()
-            .map(str::to_owned)
-            .map_err(|_| AuthError::InvalidContentSha256),
-        // S3 signs presigned URLs over UNSIGNED-PAYLOAD; other services over the body's hash,
-        // verifiable here for the empty body only (which the payload mode then enforces).
-        None if params.location == SignatureLocation::Query && s3 => {
-            Ok("UNSIGNED-PAYLOAD".to_owned())
-        }
-        None if params.location == SignatureLocation::Query => Ok(EMPTY_SHA256.to_owned()),
-        None if require => Err(AuthError::MissingContentSha256),
-        None => Ok(EMPTY_SHA256.to_owned()),
-    }
 }
 
 fn parse_amz_date(value: &str) -> Result<SystemTime, AuthError> {
