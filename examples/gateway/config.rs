@@ -129,6 +129,13 @@ pub(crate) struct JwtIssuerConfig {
     pub(crate) groups_claim: Option<String>,
     #[serde(default)]
     pub(crate) extra_claims: Vec<String>,
+    /// How often the keys are fetched in the background; 0 turns that off.
+    #[serde(default = "default_key_refresh_secs")]
+    pub(crate) key_refresh_secs: u64,
+}
+
+fn default_key_refresh_secs() -> u64 {
+    600
 }
 
 fn default_leeway_secs() -> u64 {
@@ -206,6 +213,7 @@ impl JwtIssuerConfig {
         let mut config = IssuerConfig::new(&self.issuer)
             .audiences(self.audiences.iter().cloned())
             .leeway(std::time::Duration::from_secs(self.leeway_secs))
+            .key_refresh_interval(std::time::Duration::from_secs(self.key_refresh_secs))
             .subject_claim(&self.subject_claim);
         if let Some(url) = &self.jwks_url {
             config = config.jwks_url(url);

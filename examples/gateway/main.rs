@@ -252,6 +252,9 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         }
     });
     // Fetch the issuers' keys now rather than on the first token, so a wrong URL shows at once.
+    // Then again every key_refresh_secs of each issuer, keeping the cached keys when a fetch
+    // fails.
+    let key_refresh_task = jwt_validator.as_ref().map(JwtValidator::spawn_key_refresh);
     let prefetch_task = jwt_validator.map(|validator| {
         tokio::spawn(async move {
             if let Err(err) = validator.prefetch().await {
@@ -331,7 +334,7 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         }
     }
     admin_task.abort();
-    if let Some(task) = prefetch_task {
+    for task in [prefetch_task, key_refresh_task].into_iter().flatten() {
         task.abort();
     }
     if let Some(task) = reload_task {

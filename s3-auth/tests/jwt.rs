@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,6 +98,7 @@ fn keys() -> &'static Keys {
 /// An in-process IdP serving discovery and JWKS; counts JWKS fetches.
 struct Idp {
     issuer: String,
+    jwks: Arc<Mutex<Value>>,
     jwks_hits: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -108,6 +110,8 @@ impl Idp {
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
         let hits = Arc::clone(&jwks_hits);
+        let jwks = Arc::new(Mutex::new(jwks));
+        let served = Arc::clone(&jwks);
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -115,14 +119,14 @@ impl Idp {
                     continue;
                 };
                 let discovery = discovery.clone();
-                let jwks = jwks.clone();
+                let jwks = Arc::clone(&served);
                 let hits = Arc::clone(&hits);
                 let service = service_fn(move |req: Request<Incoming>| {
                     let body = match req.uri().path() {
                         "/.well-known/openid-configuration" => Some(discovery.to_string()),
                         "/jwks" => {
                             hits.fetch_add(1, Ordering::SeqCst);
-                            Some(jwks.to_string())
+                            Some(jwks.lock().unwrap().to_string())
                         }
                         _ => None,
                     };
@@ -147,6 +151,7 @@ impl Idp {
         });
         Self {
             issuer,
+            jwks,
             jwks_hits,
             task,
         }
@@ -157,6 +162,11 @@ impl Idp {
         let oct =
             json!({"kty": "oct", "kid": "oct-1", "k": URL_SAFE_NO_PAD.encode(&k.rsa_public_der)});
         Self::start(json!({"keys": [k.rsa_jwk, k.ec_jwk, oct]})).await
+    }
+
+    /// Publishes another JWKS from now on (a key rotation at the IdP).
+    fn set_jwks(&self, jwks: Value) {
+        *self.jwks.lock().unwrap() = jwks;
     }
 
     fn hits(&self) -> usize {
@@ -502,6 +512,75 @@ async fn cached_keys_survive_the_idp() {
     ));
     // ... and the cached keys still work after that failed refresh.
     v.validate(&rs256(&claims(&issuer))).await.unwrap();
+}
+
+#[tokio::test]
+async fn background_refresh_follows_the_idp_key_rotation() {
+    let idp = Idp::standard().await;
+    let issuer = idp.issuer.clone();
+    let every = Duration::from_millis(100);
+    let v = Arc::new(validator([idp
+        .config()
+        // Unknown kids never refetch in this test: only the background task does.
+        .min_refresh_interval(Duration::from_hours(1))
+        .key_refresh_interval(every)]));
+    v.prefetch().await.unwrap();
+    assert_eq!(idp.hits(), 1);
+    let refresh = v.spawn_key_refresh();
+
+    // The IdP rotates: the RSA key is withdrawn, a new EC key id is published.
+    let mut rotated = keys().ec_jwk.clone();
+    rotated.common.key_id = Some("ec-2".into());
+    idp.set_jwks(json!({ "keys": [rotated] }));
+    let fetched = idp.hits();
+    wait_for(|| idp.hits() >= fetched + 2).await;
+
+    // The new kid is known (the request path never fetches here) ...
+    let es = sign(Algorithm::ES256, "ec-2", &keys().ec, &claims(&issuer));
+    assert_eq!(v.validate(&es).await.unwrap().subject, "alice");
+    // ... and the withdrawn key is no longer accepted.
+    assert_eq!(
+        v.validate(&rs256(&claims(&issuer))).await.unwrap_err(),
+        AuthError::JwtUnknownKey
+    );
+
+    // The IdP goes down: refreshes fail, the cached keys stay in force.
+    idp.stop().await;
+    tokio::time::sleep(every * 3).await;
+    assert_eq!(v.validate(&es).await.unwrap().subject, "alice");
+
+    // The task ends with the validator.
+    drop(v);
+    tokio::time::timeout(Duration::from_secs(5), refresh)
+        .await
+        .expect("the refresh task ends once the validator is dropped")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn background_refresh_off_with_a_zero_interval() {
+    let idp = Idp::standard().await;
+    let v = Arc::new(validator([idp
+        .config()
+        .key_refresh_interval(Duration::ZERO)]));
+    v.prefetch().await.unwrap();
+    let refresh = v.spawn_key_refresh();
+    // With no issuer to refresh the task ends at once.
+    tokio::time::timeout(Duration::from_secs(5), refresh)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(idp.hits(), 1);
+    idp.stop().await;
+}
+
+/// Polls `done` every 10 ms for up to 5 s.
+async fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

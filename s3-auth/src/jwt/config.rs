@@ -74,6 +74,7 @@ pub struct IssuerConfig {
     pub(crate) groups_claim: Option<String>,
     pub(crate) extra_claims: Vec<String>,
     pub(crate) min_refresh_interval: Duration,
+    pub(crate) key_refresh_interval: Duration,
 }
 
 impl IssuerConfig {
@@ -82,7 +83,8 @@ impl IssuerConfig {
     ///
     /// Defaults: no audience (set one, or [`Self::allow_any_audience`]), leeway 60 s,
     /// [`DEFAULT_ALGORITHMS`], subject claim `sub`, no groups claim, no extra claims, at most
-    /// one JWKS refresh per 30 s.
+    /// one JWKS refresh per 30 s on unknown key ids, and a refresh every 10 minutes in the
+    /// background once [`super::JwtValidator::spawn_key_refresh`] runs.
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
@@ -95,6 +97,7 @@ impl IssuerConfig {
             groups_claim: None,
             extra_claims: Vec::new(),
             min_refresh_interval: Duration::from_secs(30),
+            key_refresh_interval: Duration::from_mins(10),
         }
     }
 
@@ -178,6 +181,16 @@ impl IssuerConfig {
     #[must_use]
     pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
         self.min_refresh_interval = interval;
+        self
+    }
+
+    /// How often [`super::JwtValidator::spawn_key_refresh`] fetches this issuer's JWKS
+    /// (default 10 minutes), so that keys the issuer adds are known before a token names
+    /// them and keys it withdraws stop being accepted. `Duration::ZERO` turns the background
+    /// refresh off for this issuer.
+    #[must_use]
+    pub fn key_refresh_interval(mut self, interval: Duration) -> Self {
+        self.key_refresh_interval = interval;
         self
     }
 

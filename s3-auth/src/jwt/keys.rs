@@ -1,5 +1,6 @@
 //! Per-issuer JWKS cache: keys by `kid`, refetched on an unknown `kid` at most once per
-//! `min_refresh_interval`, kept while the IdP is unreachable.
+//! `min_refresh_interval` and on demand by the background refresh, kept while the IdP is
+//! unreachable.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -161,37 +162,59 @@ impl KeyCache {
         if let Some(key) = self.cached(kid) {
             return Ok(Lookup::Found(key));
         }
-        let jwks_uri = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
+        {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let recent = state
                 .last_attempt
-                .is_some_and(|at| now.duration_since(at) < config.min_refresh_interval);
+                .is_some_and(|at| at.elapsed() < config.min_refresh_interval);
             if recent {
                 return match &state.last_error {
                     Some(error) => Err(AuthError::JwksUnavailable(error.clone())),
                     None => Ok(Lookup::Unknown),
                 };
             }
-            state.last_attempt = Some(now);
+        }
+        self.fetch_and_store(config, fetcher).await?;
+        Ok(self.cached(kid).map_or(Lookup::Unknown, Lookup::Found))
+    }
+
+    /// Fetches the JWKS now, whatever the time of the last fetch, and replaces the cached
+    /// keys with it: a key the issuer no longer publishes stops being accepted. On failure
+    /// the cached keys stay in force.
+    pub(crate) async fn refresh(
+        &self,
+        config: &IssuerConfig,
+        fetcher: &HttpFetcher,
+    ) -> Result<(), AuthError> {
+        let _flight = self.refresh.lock().await;
+        self.fetch_and_store(config, fetcher).await
+    }
+
+    /// Fetches and stores the keys; the caller holds the single-flight lock.
+    async fn fetch_and_store(
+        &self,
+        config: &IssuerConfig,
+        fetcher: &HttpFetcher,
+    ) -> Result<(), AuthError> {
+        let jwks_uri = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.last_attempt = Some(Instant::now());
             state.jwks_uri.clone()
         };
-        match self.fetch(jwks_uri, config, fetcher).await {
+        let result = self.fetch(jwks_uri, config, fetcher).await;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
             Ok((uri, keys)) => {
                 tracing::debug!(issuer = %config.issuer, keys = keys.len(), "JWKS refreshed");
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 state.jwks_uri = Some(uri);
                 state.keys = keys;
                 state.last_error = None;
-                Ok(state
-                    .keys
-                    .get(kid)
-                    .cloned()
-                    .map_or(Lookup::Unknown, Lookup::Found))
+                Ok(())
             }
             Err(error) => {
                 tracing::warn!(issuer = %config.issuer, %error, "JWKS refresh failed; keeping cached keys");
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                // The JWKS may have moved: ask the discovery document again next time.
+                state.jwks_uri = None;
                 state.last_error = Some(error.clone());
                 Err(AuthError::JwksUnavailable(error))
             }

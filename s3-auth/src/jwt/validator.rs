@@ -1,5 +1,6 @@
 //! [`JwtValidator`]: verify a bearer token against the configured issuers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -101,6 +102,52 @@ impl JwtValidator {
             }
         }
         first
+    }
+
+    /// Starts a task on the current tokio runtime that fetches each issuer's JWKS every
+    /// [`IssuerConfig::key_refresh_interval`], replacing the cached keys on success and keeping
+    /// them on failure (logged as a warning). The task holds only a weak reference and ends
+    /// once the validator is dropped; abort the handle to stop it earlier.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn spawn_key_refresh(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let intervals: Vec<Duration> = self
+            .issuers
+            .iter()
+            .map(|i| i.config.key_refresh_interval)
+            .collect();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut due: Vec<Option<tokio::time::Instant>> = intervals
+                .iter()
+                .map(|&every| (!every.is_zero()).then(|| start + every))
+                .collect();
+            loop {
+                let Some(next) = due.iter().flatten().min().copied() else {
+                    return;
+                };
+                tokio::time::sleep_until(next).await;
+                let Some(validator) = weak.upgrade() else {
+                    return;
+                };
+                let now = tokio::time::Instant::now();
+                for ((issuer, when), &every) in
+                    validator.issuers.iter().zip(&mut due).zip(&intervals)
+                {
+                    if when.is_some_and(|at| at <= now) {
+                        // A failure is logged by the cache, which keeps the old keys.
+                        let _ = issuer
+                            .cache
+                            .refresh(&issuer.config, &validator.fetcher)
+                            .await;
+                        *when = Some(tokio::time::Instant::now() + every);
+                    }
+                }
+            }
+        })
     }
 
     /// Verifies `token` (the part after `Bearer `) and returns its principal.
