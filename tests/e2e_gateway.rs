@@ -836,7 +836,9 @@ fn dev_mode_reader_may_only_list_and_read() {
             log.lines().any(|l| l.contains("s3_tower::audit")
                 && l.contains("subject=\"reader\"")
                 && l.contains(&format!("operation=\"{operation}\""))
-                && l.contains("decision=\"deny\"")),
+                && l.contains("decision=\"deny\"")
+                // The client's address, recorded by the server for every request.
+                && l.contains("source_ip=127.0.0.1")),
             "no audit line for reader's denied {operation}:\n{log}"
         );
     }

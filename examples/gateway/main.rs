@@ -30,12 +30,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use s3_tower::auth::jwt::{IssuerConfig, JwtLayer, JwtValidator};
 use s3_tower::auth::{SigV4Layer, StaticCredentials, StaticUser};
-use s3_tower::core::{DrainBodyLayer, RequestId, S3RequestLayer, S3RequestParser};
+use s3_tower::core::{ClientAddr, DrainBodyLayer, RequestId, S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
     Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
 };
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
 use tracing_subscriber::EnvFilter;
@@ -193,7 +193,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
                     // Method and path only: the query of a presigned URL holds its signature.
                     |req: &http::Request<_>| {
                         let id = req.extensions().get::<RequestId>().map(RequestId::as_str);
-                        tracing::info_span!("request", id, method = %req.method(), path = %req.uri().path())
+                        let client = req.extensions().get::<ClientAddr>().map(|c| tracing::field::display(c.ip()));
+                        tracing::info_span!("request", id, client, method = %req.method(), path = %req.uri().path())
                     },
                 )
                 // One access-log line per request; refusals are the client's doing, not
@@ -296,7 +297,14 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
+        // Where the request came from, for policies (source_ip) and the audit log.
+        let client = ClientAddr::new(peer);
+        let service = TowerToHyperService::new(service.clone().map_request(
+            move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(client);
+                req
+            },
+        ));
         let builder = conn_builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();

@@ -58,7 +58,8 @@ pub struct AuthzInput {
     pub method: String,
     /// How the principal authenticated (`sigv4`, `presigned`, `jwt`, `anonymous`).
     pub auth: &'static str,
-    /// The client's address, when the server records it.
+    /// The client's IP address, from the request's [`s3_core::ClientAddr`] when the server
+    /// records it.
     pub source_ip: Option<String>,
 }
 

@@ -12,7 +12,7 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use pin_project_lite::pin_project;
-use s3_core::{Principal, RequestId, Resource, S3Operation, S3Request};
+use s3_core::{ClientAddr, Principal, RequestId, Resource, S3Operation, S3Request};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -195,13 +195,18 @@ where
     if resources.is_empty() {
         return Err(AuthzError::UnknownOperation);
     }
+    let source_ip = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map(|addr| addr.ip().to_string());
     let mut deleted_from = None;
     for (index, access) in resources.iter().enumerate() {
         if let Resource::ObjectsInBody { bucket } = &access.resource {
             deleted_from = Some(bucket);
             continue;
         }
-        let input = AuthzInput::for_resource(principal, s3, &parts.method, access, index);
+        let mut input = AuthzInput::for_resource(principal, s3, &parts.method, access, index);
+        input.source_ip.clone_from(&source_ip);
         require_allow(authorizer, &input)?;
     }
     let Some(bucket) = deleted_from else {
@@ -219,8 +224,9 @@ where
         })?
         .to_bytes();
     for (key, version_id) in delete_objects::parse(&bytes)? {
-        let input =
+        let mut input =
             AuthzInput::for_deleted_key(principal, s3, &parts.method, bucket, &key, version_id);
+        input.source_ip.clone_from(&source_ip);
         require_allow(authorizer, &input)?;
     }
     Ok(AuthzBody::buffered(bytes))
@@ -263,6 +269,7 @@ fn audit(
         request_id = parts.extensions.get::<RequestId>().map(RequestId::as_str),
         subject = principal.map(|p| p.subject.as_str()),
         auth = principal.map(|p| p.auth.as_str()),
+        source_ip = parts.extensions.get::<ClientAddr>().map(|a| tracing::field::display(a.ip())),
         operation = s3.map(|s| s.operation.name()),
         resources,
         decision = decision.as_str(),

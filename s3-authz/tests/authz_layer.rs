@@ -13,7 +13,9 @@ use http_body_util::{BodyExt, Full};
 use s3_authz::{
     AllowAll, Authorizer, AuthzBody, AuthzInput, AuthzLayer, Decision, RegoAuthorizer, SourceObject,
 };
-use s3_core::{Addressing, AuthMethod, Principal, S3Operation, S3Request, S3RequestLayer};
+use s3_core::{
+    Addressing, AuthMethod, ClientAddr, Principal, S3Operation, S3Request, S3RequestLayer,
+};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -1365,4 +1367,98 @@ async fn a_delete_body_that_fails_is_incomplete_body() {
     let body = String::from_utf8(body.to_vec()).unwrap();
     assert!(body.contains("<Code>IncompleteBody</Code>"), "{body}");
     assert_eq!(*called.lock().unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client's address
+// ---------------------------------------------------------------------------------------------
+
+/// Allows only clients in 192.0.2.0/24.
+const OFFICE_ONLY: &str = r#"package s3
+import rego.v1
+default allow := false
+allow if {
+    is_string(input.source_ip)
+    net.cidr_contains("192.0.2.0/24", input.source_ip)
+}
+"#;
+
+fn from_addr(mut req: Request<Full<Bytes>>, addr: &str) -> Request<Full<Bytes>> {
+    req.extensions_mut()
+        .insert(ClientAddr::new(addr.parse().unwrap()));
+    req
+}
+
+#[tokio::test]
+async fn source_ip_comes_from_the_client_addr_extension() {
+    let stack = Stack::policy(OFFICE_ONLY).principal(reader());
+
+    let out = stack
+        .send(from_addr(
+            request(Method::GET, "/data/a.txt"),
+            "192.0.2.7:50000",
+        ))
+        .await;
+    out.assert_allowed();
+    assert_eq!(out.inputs[0].source_ip.as_deref(), Some("192.0.2.7"));
+    out.assert_audit("allow", Some("alice"), Some("GetObject"));
+    assert_eq!(out.audit[0].get("source_ip"), Some("192.0.2.7"));
+
+    // An IPv4 client seen through an IPv6 socket is its IPv4 address.
+    let out = stack
+        .send(from_addr(
+            request(Method::GET, "/data/a.txt"),
+            "[::ffff:192.0.2.8]:50000",
+        ))
+        .await;
+    out.assert_allowed();
+    assert_eq!(out.inputs[0].source_ip.as_deref(), Some("192.0.2.8"));
+
+    let out = stack
+        .send(from_addr(
+            request(Method::GET, "/data/a.txt"),
+            "198.51.100.1:50000",
+        ))
+        .await;
+    out.assert_denied();
+    assert_eq!(out.inputs[0].source_ip.as_deref(), Some("198.51.100.1"));
+
+    // Without the extension the address is unknown (null), and this policy denies.
+    let out = stack.send(request(Method::GET, "/data/a.txt")).await;
+    out.assert_denied();
+    assert_eq!(out.inputs[0].source_ip, None);
+    assert_eq!(out.audit[0].get("source_ip"), None);
+}
+
+#[tokio::test]
+async fn source_ip_reaches_every_resource_of_a_request() {
+    let stack = Stack::new(AllowAll).principal(admin());
+    let mut copy = request(Method::PUT, "/dst/b.txt");
+    copy.headers_mut()
+        .insert("x-amz-copy-source", "/src/a.txt".parse().unwrap());
+    let out = stack.send(from_addr(copy, "192.0.2.9:1")).await;
+    out.assert_allowed();
+    assert_eq!(out.inputs.len(), 2);
+    assert!(
+        out.inputs
+            .iter()
+            .all(|i| i.source_ip.as_deref() == Some("192.0.2.9")),
+        "{:#?}",
+        out.inputs
+    );
+
+    let body = "<Delete><Object><Key>a</Key></Object><Object><Key>b</Key></Object></Delete>";
+    let out = stack
+        .send(from_addr(
+            request_with_body(Method::POST, "/data?delete", body),
+            "192.0.2.10:1",
+        ))
+        .await;
+    out.assert_allowed();
+    assert_eq!(out.keys_asked(), [Some("a"), Some("b")]);
+    assert!(
+        out.inputs
+            .iter()
+            .all(|i| i.source_ip.as_deref() == Some("192.0.2.10"))
+    );
 }

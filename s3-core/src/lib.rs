@@ -7,13 +7,15 @@
 //!   stored in the request extensions; malformed and unknown requests are answered with an
 //!   S3 XML error and never reach the inner service.
 //! - [`S3Operation`] names every S3 API operation real clients send, with its IAM action.
-//! - [`Principal`] is who made the request, inserted by an authentication layer.
+//! - [`Principal`] is who made the request, inserted by an authentication layer, and
+//!   [`ClientAddr`] where it came from, inserted by the server.
 //! - [`S3Error`] is the S3 XML error answer every crate maps its errors into.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bucket;
 mod classify;
+mod client_addr;
 mod drain;
 mod error;
 mod layer;
@@ -26,6 +28,7 @@ pub mod uri_encoding;
 
 pub use bucket::validate_bucket_name;
 pub use classify::PRESIGN_PARAMS;
+pub use client_addr::ClientAddr;
 pub use drain::{DEFAULT_DRAIN_LIMIT, DrainBody, DrainBodyLayer, DrainFuture, DrainableBody};
 pub use error::{S3Error, S3ErrorCode};
 pub use layer::{ResponseFuture, S3RequestLayer, S3RequestService};
