@@ -538,3 +538,97 @@ async fn resign_refuses_unknown_operations_even_when_passed_through() {
     assert!(body.contains("<Code>NotImplemented</Code>"), "{body}");
     assert!(!dir.path().join("newbucket").exists());
 }
+
+/// s3s-fs, like any backend that stores objects as files or normalises request paths,
+/// resolves `/public/../private/secret` to the bucket `private`. The gateway refuses a `.` or
+/// `..` key segment however it is spelled, so a policy deciding on `public` can never be
+/// walked around into `private`.
+#[tokio::test]
+async fn dot_segment_keys_are_refused_before_a_backend_can_resolve_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = DevBackend::start(dir.path(), "K", "S").await.unwrap();
+    let fs = path_backend("fs", &backend.endpoint, "K", "S");
+    let (addr, task) = serve(BackendRouter::single(fs.clone())).await;
+    let s3 = client(addr);
+    for bucket in ["public", "private"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    s3.put_object()
+        .bucket("private")
+        .key("secret")
+        .body(ByteStream::from_static(b"top secret"))
+        .send()
+        .await
+        .unwrap();
+
+    // The control: the backend itself, asked for that key, serves the other bucket's object.
+    let mut req = empty_request(http::Method::GET, "/public/placeholder");
+    let mut parsed = s3_tower::core::S3RequestParser::new()
+        .parse(req.method(), req.uri(), req.headers())
+        .unwrap();
+    parsed.key = Some("../private/secret".to_owned());
+    parsed.raw_path = "/public/../private/secret".to_owned();
+    let creds = Credentials::new("K", "S", None, None, "test");
+    s3_tower::resign::prepare_upstream_request(
+        &mut req,
+        &parsed,
+        &fs,
+        &creds,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    assert_eq!(req.uri().path(), "/public/../private/secret");
+    let resp = tower::ServiceExt::oneshot(Upstream::new().unwrap(), req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!((status.as_u16(), &body[..]), (200, &b"top secret"[..]));
+
+    // Through the gateway: refused, whatever the spelling.
+    for path in [
+        "/public/../private/secret",
+        "/public/%2E%2E/private/secret",
+        "/public/%2e%2e%2Fprivate%2Fsecret",
+        "/public/x/../../private/secret",
+    ] {
+        let (status, body) = raw_get(&format!("http://{addr}{path}")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("<Code>InvalidArgument</Code>"), "{body}");
+    }
+    let err = s3
+        .put_object()
+        .bucket("public")
+        .key("../private/secret")
+        .body(ByteStream::from_static(b"overwritten"))
+        .send()
+        .await
+        .unwrap_err();
+    let code = err.into_service_error().meta().code().map(str::to_owned);
+    assert_eq!(code.as_deref(), Some("InvalidArgument"));
+    let err = s3
+        .copy_object()
+        .bucket("public")
+        .key("stolen")
+        .copy_source("public/../private/secret")
+        .send()
+        .await
+        .unwrap_err();
+    let code = err.into_service_error().meta().code().map(str::to_owned);
+    assert_eq!(code.as_deref(), Some("InvalidArgument"));
+    let secret = s3
+        .get_object()
+        .bucket("private")
+        .key("secret")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(&secret[..], b"top secret");
+    assert!(!dir.path().join("public").join("stolen").exists());
+    task.abort();
+}

@@ -39,7 +39,8 @@ struct ObjectXml {
 /// The most keys one `DeleteObjects` request may name (S3's limit).
 pub(crate) const MAX_KEYS: usize = 1000;
 
-/// The `(key, version)` pairs of a `DeleteObjects` body.
+/// The `(key, version)` pairs of a `DeleteObjects` body. A key with a dot segment refuses
+/// the whole body, as it would be refused in a path.
 pub(crate) fn parse(body: &[u8]) -> Result<Vec<(String, Option<String>)>, AuthzError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| AuthzError::MalformedXml("the body is not UTF-8".to_owned()))?;
@@ -53,11 +54,14 @@ pub(crate) fn parse(body: &[u8]) -> Result<Vec<(String, Option<String>)>, AuthzE
             "more than {MAX_KEYS} objects"
         )));
     }
-    Ok(delete
+    delete
         .objects
         .into_iter()
-        .map(|o| (o.key, o.version_id))
-        .collect())
+        .map(|o| {
+            s3_core::check_key_segments(&o.key).map_err(AuthzError::InvalidKey)?;
+            Ok((o.key, o.version_id))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -38,6 +38,10 @@ pub enum AuthzError {
     /// A `DeleteObjects` body that is not the expected XML.
     #[error("malformed DeleteObjects body: {0}")]
     MalformedXml(String),
+    /// A `DeleteObjects` key the gateway refuses to forward (a `.` or `..` path segment, see
+    /// [`s3_core::check_key_segments`]).
+    #[error("refused DeleteObjects key: {}", .0.message())]
+    InvalidKey(S3Error),
     /// The request body failed while it was read.
     #[error("the request body could not be read")]
     BodyRead,
@@ -56,6 +60,7 @@ impl AuthzError {
                 S3ErrorCode::MalformedXML,
                 "The XML you provided was not well-formed or did not validate against our published schema",
             ),
+            Self::InvalidKey(err) => err.clone(),
             Self::BodyRead => S3Error::new(
                 S3ErrorCode::IncompleteBody,
                 "The request body could not be read",

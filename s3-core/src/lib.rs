@@ -37,6 +37,6 @@ pub use principal::{AuthMethod, Principal, Session};
 pub use query::Query;
 pub use request::{
     Addressing, CopySource, MAX_KEY_LEN, Resource, ResourceAccess, S3Request, S3RequestParser,
-    decode_key, parse_copy_source,
+    check_key_segments, check_prefix_segments, decode_key, parse_copy_source,
 };
 pub use request_id::{REQUEST_ID_HEADER, RequestId};

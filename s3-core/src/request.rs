@@ -272,7 +272,9 @@ impl S3RequestParser {
         let key = if raw_key.is_empty() {
             None
         } else {
-            Some(decode_key(raw_key)?)
+            let key = decode_key(raw_key)?;
+            check_key_segments(&key)?;
+            Some(key)
         };
         let target = match (&bucket, &key) {
             (None, _) => Target::Service,
@@ -280,6 +282,11 @@ impl S3RequestParser {
             (Some(_), Some(_)) => Target::Object,
         };
         let classified = classify(method, target, &query, headers);
+        if classified.operation.is_object_listing()
+            && let Some(prefix) = query.get("prefix")
+        {
+            check_prefix_segments(prefix)?;
+        }
         let copy_source = if matches!(
             classified.operation,
             S3Operation::CopyObject | S3Operation::UploadPartCopy
@@ -359,7 +366,51 @@ pub fn decode_key(raw: &str) -> Result<String, S3Error> {
     Ok(key.into_owned())
 }
 
-/// Parses an `x-amz-copy-source` value: `[/]bucket/key[?versionId=id]`, URL-encoded.
+/// Why a key with a dot segment is refused.
+const DOT_SEGMENT_KEY: &str = "the object key has a '.' or '..' path segment, which this \
+    gateway refuses: a backend storing objects as files or normalising paths could resolve it \
+    to another object than the one authorized";
+
+/// Refuses an object key with a `.` or `..` segment between `/` (or `\`) separators:
+/// `../x`, `a/./b`, `a/..`. For S3 such a key is plain bytes, but a backend that stores
+/// objects as files or normalises request paths resolves it to another object — or another
+/// bucket (`/public/../private/x`) — than the one the policy decided on. `InvalidArgument`.
+/// Other keys, including `a//b`, `.hidden` and `a..b`, pass.
+pub fn check_key_segments(key: &str) -> Result<(), S3Error> {
+    if has_dot_segment(key, false) {
+        return Err(S3Error::new(S3ErrorCode::InvalidArgument, DOT_SEGMENT_KEY));
+    }
+    Ok(())
+}
+
+/// Refuses a listing prefix with a `..` segment or a `.` segment before a separator (a final
+/// `.` is the start of a name, as in `logs/.` for dot files, and stays inside the prefix),
+/// for the reason of [`check_key_segments`]. `InvalidArgument`.
+pub fn check_prefix_segments(prefix: &str) -> Result<(), S3Error> {
+    if has_dot_segment(prefix, true) {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidArgument,
+            "the prefix has a '.' or '..' path segment, which this gateway refuses: a backend \
+             storing objects as files or normalising paths could list outside the authorized \
+             prefix",
+        ));
+    }
+    Ok(())
+}
+
+fn has_dot_segment(value: &str, final_dot_allowed: bool) -> bool {
+    let mut segments = value.split(['/', '\\']).peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if segment == ".." || (segment == "." && !(last && final_dot_allowed)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Parses an `x-amz-copy-source` value: `[/]bucket/key[?versionId=id]`, URL-encoded. A key
+/// with a dot segment is refused (see [`check_key_segments`]).
 pub fn parse_copy_source(value: &[u8]) -> Result<CopySource, S3Error> {
     let invalid = |why: &str| {
         S3Error::new(
@@ -398,6 +449,9 @@ pub fn parse_copy_source(value: &[u8]) -> Result<CopySource, S3Error> {
             invalid("the key is not percent-encoded UTF-8")
         }
     })?;
+    if has_dot_segment(&key, false) {
+        return Err(invalid(DOT_SEGMENT_KEY));
+    }
     Ok(CopySource {
         bucket: bucket.to_owned(),
         key,

@@ -1,5 +1,6 @@
 //! Property tests: an object key percent-encoded the way the AWS SDKs encode it parses back
-//! to exactly the key, whatever it holds (`/`, `+`, spaces, `%`, `..` segments, unicode).
+//! to exactly the key, whatever it holds (`/`, `+`, spaces, `%`, dots, unicode) — unless it
+//! has a `.` or `..` path segment, which is refused however it is spelled.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,8 +9,8 @@ use std::fmt::Write as _;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use proptest::prelude::*;
 use s3_core::{
-    Addressing, MAX_KEY_LEN, S3ErrorCode, S3Operation, S3RequestParser, decode_key,
-    parse_copy_source,
+    Addressing, MAX_KEY_LEN, S3ErrorCode, S3Operation, S3RequestParser, check_key_segments,
+    check_prefix_segments, decode_key, parse_copy_source,
 };
 
 /// How the AWS SDKs encode a key in a path: every byte but the unreserved characters
@@ -58,6 +59,11 @@ fn key_strategy() -> impl Strategy<Value = String> {
         })
 }
 
+/// [`key_strategy`] without the keys the parser refuses for a dot segment.
+fn forwardable_key_strategy() -> impl Strategy<Value = String> {
+    key_strategy().prop_filter("no '.' or '..' segment", |k| check_key_segments(k).is_ok())
+}
+
 fn parse_path(method: &Method, path: &str, host: Option<&str>) -> s3_core::S3Request {
     let mut headers = HeaderMap::new();
     if let Some(host) = host {
@@ -74,7 +80,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn sdk_encoded_keys_round_trip_path_style(key in key_strategy()) {
+    fn sdk_encoded_keys_round_trip_path_style(key in forwardable_key_strategy()) {
         let path = format!("/bucket/{}", sdk_encode(&key, false, false));
         let r = parse_path(&Method::GET, &path, None);
         prop_assert_eq!(r.operation, S3Operation::GetObject);
@@ -84,7 +90,7 @@ proptest! {
     }
 
     #[test]
-    fn keys_with_slashes_encoded_round_trip(key in key_strategy(), lower in any::<bool>()) {
+    fn keys_with_slashes_encoded_round_trip(key in forwardable_key_strategy(), lower in any::<bool>()) {
         let encoded = sdk_encode(&key, true, lower);
         prop_assert!(!encoded.contains('/'));
         let r = parse_path(&Method::PUT, &format!("/bucket/{encoded}"), None);
@@ -94,7 +100,7 @@ proptest! {
     }
 
     #[test]
-    fn sdk_encoded_keys_round_trip_virtual_hosted(key in key_strategy()) {
+    fn sdk_encoded_keys_round_trip_virtual_hosted(key in forwardable_key_strategy()) {
         let path = format!("/{}", sdk_encode(&key, false, false));
         let r = parse_path(&Method::HEAD, &path, Some("photos.s3.example.com:443"));
         prop_assert_eq!(r.operation, S3Operation::HeadObject);
@@ -104,7 +110,7 @@ proptest! {
     }
 
     #[test]
-    fn plus_in_a_path_stays_plus(key in key_strategy()) {
+    fn plus_in_a_path_stays_plus(key in forwardable_key_strategy()) {
         // The key with every '+' left unescaped, as some clients send it.
         let path = format!("/bucket/{}", sdk_encode(&key, false, false).replace("%2B", "+"));
         let r = parse_path(&Method::GET, &path, None);
@@ -122,7 +128,7 @@ proptest! {
 
     #[test]
     fn copy_sources_round_trip(
-        key in key_strategy(),
+        key in forwardable_key_strategy(),
         slash in any::<bool>(),
         version in proptest::option::of("[A-Za-z0-9._+/=-]{1,20}"),
     ) {
@@ -138,7 +144,9 @@ proptest! {
     }
 
     #[test]
-    fn sdk_encoded_prefixes_round_trip_in_the_query(prefix in key_strategy()) {
+    fn sdk_encoded_prefixes_round_trip_in_the_query(
+        prefix in key_strategy().prop_filter("no dot segment", |p| check_prefix_segments(p).is_ok()),
+    ) {
         let path = format!(
             "/bucket?list-type=2&prefix={}&encoding-type=url",
             sdk_encode(&prefix, true, false)
@@ -146,6 +154,29 @@ proptest! {
         let r = parse_path(&Method::GET, &path, None);
         prop_assert_eq!(r.operation, S3Operation::ListObjectsV2);
         prop_assert_eq!(r.query.get("prefix"), Some(prefix.as_str()));
+    }
+
+    #[test]
+    fn dot_segments_are_refused_however_spelled(
+        key in key_strategy(),
+        dot in prop_oneof![Just("."), Just("..")],
+        before in any::<bool>(),
+        encode_slash in any::<bool>(),
+        lower in any::<bool>(),
+    ) {
+        let dotted = if before { format!("{dot}/{key}") } else { format!("{key}/{dot}") };
+        let mut encoded = sdk_encode(&dotted, encode_slash, lower);
+        if lower {
+            // Dots percent-encoded too, as a client hiding them would send them.
+            encoded = encoded.replace('.', "%2e");
+        }
+        let uri: Uri = format!("/bucket/{encoded}").parse().unwrap();
+        let err = S3RequestParser::new()
+            .parse(&Method::GET, &uri, &HeaderMap::new())
+            .unwrap_err();
+        prop_assert_eq!(err.code(), S3ErrorCode::InvalidArgument);
+        let err = parse_copy_source(format!("src/{encoded}").as_bytes()).unwrap_err();
+        prop_assert_eq!(err.code(), S3ErrorCode::InvalidArgument);
     }
 
     #[test]
@@ -192,17 +223,87 @@ fn the_encoder_matches_what_the_sdks_sent() {
 }
 
 #[test]
-fn dot_segments_and_empty_segments_are_key_bytes() {
+fn empty_segments_and_dots_in_names_are_key_bytes() {
     for (path, key) in [
-        ("/bucket/../etc/passwd", "../etc/passwd"),
-        ("/bucket/dir/./x/../y", "dir/./x/../y"),
         ("/bucket/dir//double", "dir//double"),
         ("/bucket/trailing/", "trailing/"),
         ("/bucket//leading", "/leading"),
-        ("/bucket/%2E%2E/x", "../x"),
+        ("/bucket/.hidden", ".hidden"),
+        ("/bucket/a..b/...", "a..b/..."),
+        ("/bucket/a./.b/..c", "a./.b/..c"),
+        ("/bucket/%2E%2E%2E", "..."),
     ] {
         let r = parse_path(&Method::GET, path, None);
         assert_eq!(r.key.as_deref(), Some(key), "{path}");
         assert_eq!(r.bucket.as_deref(), Some("bucket"), "{path}");
     }
+}
+
+/// A `.` or `..` segment is refused: forwarded to a backend that stores objects as files or
+/// normalises paths (s3s-fs resolves `/public/../private/x` to the bucket `private`), it would
+/// reach another object than the one authorized.
+#[test]
+fn dot_segments_are_refused() {
+    let parser = S3RequestParser::new().virtual_host_domain("s3.example.com");
+    let refused = |method: Method, path: &str, host: Option<&str>| {
+        let mut headers = HeaderMap::new();
+        if let Some(host) = host {
+            headers.insert("host", HeaderValue::from_str(host).unwrap());
+        }
+        let err = parser
+            .parse(&method, &path.parse().unwrap(), &headers)
+            .unwrap_err();
+        assert_eq!(err.code(), S3ErrorCode::InvalidArgument, "{path}");
+        assert!(err.message().contains("'.' or '..' path segment"), "{path}");
+    };
+    for path in [
+        "/public/../private/secret",
+        "/bucket/../etc/passwd",
+        "/bucket/dir/./x",
+        "/bucket/dir/x/..",
+        "/bucket/.",
+        "/bucket/..",
+        "/bucket/%2E%2E/x",
+        "/bucket/%2e%2E%2Fx",
+        "/bucket/a%2F..%2Fb",
+        "/bucket/a%5C..%5Cb",
+    ] {
+        refused(Method::GET, path, None);
+        refused(Method::PUT, path, None);
+    }
+    refused(
+        Method::GET,
+        "/../private/secret",
+        Some("public.s3.example.com"),
+    );
+    // Listing prefixes: `..` anywhere, `.` before a separator.
+    for query in [
+        "prefix=..",
+        "prefix=../private/",
+        "prefix=a%2F.%2Fb",
+        "prefix=a/../",
+    ] {
+        refused(Method::GET, &format!("/public?list-type=2&{query}"), None);
+        refused(Method::GET, &format!("/public?{query}"), None);
+        refused(Method::GET, &format!("/public?versions&{query}"), None);
+        refused(Method::GET, &format!("/public?uploads&{query}"), None);
+    }
+    // A final `.` in a prefix starts a name (dot files).
+    let r = parse_path(&Method::GET, "/public?list-type=2&prefix=logs/.", None);
+    assert_eq!(r.query.get("prefix"), Some("logs/."));
+    // Copy sources.
+    for source in [
+        "/public/../private/secret",
+        "public/%2E%2E/private/secret",
+        "bkt/./k",
+    ] {
+        let err = parse_copy_source(source.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), S3ErrorCode::InvalidArgument, "{source}");
+        assert!(
+            err.message().contains("'.' or '..' path segment"),
+            "{source}"
+        );
+    }
+    // `decode_key` itself only decodes.
+    assert_eq!(decode_key("%2E%2E/x").unwrap(), "../x");
 }
