@@ -11,6 +11,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Buf;
 use http::header::{CONNECTION, EXPECT};
@@ -22,9 +23,13 @@ use tower_service::Service;
 /// The default most bytes read from an unread body before the answer is sent.
 pub const DEFAULT_DRAIN_LIMIT: u64 = 1024 * 1024;
 
-/// Drains the unread rest of a request body (up to a limit) before sending the answer; past
-/// the limit, or when the client waits for `100 Continue`, the answer carries
-/// `Connection: close` instead, so the client does not reuse a connection that is closing.
+/// The default longest time spent reading an unread body before the answer is sent.
+pub const DEFAULT_DRAIN_TIME_LIMIT: Duration = Duration::from_secs(5);
+
+/// Drains the unread rest of a request body (up to a size and a time limit) before sending
+/// the answer; past either limit, or when the client waits for `100 Continue`, the answer
+/// carries `Connection: close` instead, so the client does not reuse a connection that is
+/// closing — and a client trickling its body cannot hold a refused request open.
 ///
 /// Put it outside every layer that may answer without reading the body. It needs bodies that
 /// are `Unpin` (hyper's `Incoming` is).
@@ -43,14 +48,24 @@ pub const DEFAULT_DRAIN_LIMIT: u64 = 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct DrainBodyLayer {
     limit: u64,
+    time_limit: Duration,
 }
 
 impl DrainBodyLayer {
-    /// A layer draining up to [`DEFAULT_DRAIN_LIMIT`] bytes.
+    /// A layer draining up to [`DEFAULT_DRAIN_LIMIT`] bytes for at most
+    /// [`DEFAULT_DRAIN_TIME_LIMIT`].
     pub fn new() -> Self {
         Self {
             limit: DEFAULT_DRAIN_LIMIT,
+            time_limit: DEFAULT_DRAIN_TIME_LIMIT,
         }
+    }
+
+    /// The longest time spent reading an unread body before answering.
+    #[must_use]
+    pub fn time_limit(mut self, time_limit: Duration) -> Self {
+        self.time_limit = time_limit;
+        self
     }
 
     /// The most bytes read from an unread body before answering.
@@ -74,6 +89,7 @@ impl<S> Layer<S> for DrainBodyLayer {
         DrainBody {
             inner,
             limit: self.limit,
+            time_limit: self.time_limit,
         }
     }
 }
@@ -83,6 +99,7 @@ impl<S> Layer<S> for DrainBodyLayer {
 pub struct DrainBody<S> {
     inner: S,
     limit: u64,
+    time_limit: Duration,
 }
 
 /// Where a [`DrainableBody`] leaves the body it was dropped with unread.
@@ -167,14 +184,17 @@ where
             leftover: Arc::clone(&leftover),
         });
         let future = self.inner.call(req);
-        let limit = self.limit;
+        let (limit, time_limit) = (self.limit, self.time_limit);
         Box::pin(async move {
             let mut response = future.await?;
             let unread = leftover.lock().ok().and_then(|mut slot| slot.take());
             if let Some(body) = unread {
                 // A client waiting for `100 Continue` has not sent its body: reading it would
-                // invite it to. Otherwise read what is left, within the limit.
-                let drained = !waits_for_continue && drain(body, limit).await;
+                // invite it to. Otherwise read what is left, within the limits.
+                let drained = !waits_for_continue
+                    && tokio::time::timeout(time_limit, drain(body, limit))
+                        .await
+                        .unwrap_or(false);
                 if !drained {
                     response
                         .headers_mut()
@@ -294,6 +314,50 @@ mod tests {
         let (req, read) = request(5, true);
         let response = call(100, req, true).await;
         assert_eq!(read.load(Ordering::SeqCst), 0);
+        assert_eq!(response.headers()[CONNECTION], "close");
+    }
+
+    /// A body that sends one frame, then nothing for an hour.
+    struct TricklingBody {
+        sent: bool,
+        read: Arc<AtomicUsize>,
+    }
+
+    impl Body for TricklingBody {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            if self.sent {
+                return Poll::Pending;
+            }
+            self.sent = true;
+            self.read.fetch_add(1, Ordering::SeqCst);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"0123456789")))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_body_is_drained_for_the_time_limit_only() {
+        let read = Arc::new(AtomicUsize::new(0));
+        let req = Request::new(TricklingBody {
+            sent: false,
+            read: Arc::clone(&read),
+        });
+        let started = tokio::time::Instant::now();
+        let response = ServiceBuilder::new()
+            .layer(DrainBodyLayer::new().time_limit(Duration::from_secs(2)))
+            .service_fn(|_req: Request<DrainableBody<TricklingBody>>| async {
+                Ok::<_, Infallible>(Response::new(()))
+            })
+            .oneshot(req)
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(read.load(Ordering::SeqCst), 1);
         assert_eq!(response.headers()[CONNECTION], "close");
     }
 

@@ -29,7 +29,10 @@ pub mod uri_encoding;
 pub use bucket::validate_bucket_name;
 pub use classify::PRESIGN_PARAMS;
 pub use client_addr::ClientAddr;
-pub use drain::{DEFAULT_DRAIN_LIMIT, DrainBody, DrainBodyLayer, DrainFuture, DrainableBody};
+pub use drain::{
+    DEFAULT_DRAIN_LIMIT, DEFAULT_DRAIN_TIME_LIMIT, DrainBody, DrainBodyLayer, DrainFuture,
+    DrainableBody,
+};
 pub use error::{S3Error, S3ErrorCode};
 pub use layer::{ResponseFuture, S3RequestLayer, S3RequestService};
 pub use operation::S3Operation;
