@@ -125,6 +125,9 @@ pub(crate) struct JwtIssuerConfig {
     pub(crate) leeway_secs: u64,
     #[serde(default = "default_subject_claim")]
     pub(crate) subject_claim: String,
+    /// Put before every subject of this issuer.
+    #[serde(default)]
+    pub(crate) subject_prefix: String,
     #[serde(default)]
     pub(crate) groups_claim: Option<String>,
     #[serde(default)]
@@ -214,7 +217,8 @@ impl JwtIssuerConfig {
             .audiences(self.audiences.iter().cloned())
             .leeway(std::time::Duration::from_secs(self.leeway_secs))
             .key_refresh_interval(std::time::Duration::from_secs(self.key_refresh_secs))
-            .subject_claim(&self.subject_claim);
+            .subject_claim(&self.subject_claim)
+            .subject_prefix(&self.subject_prefix);
         if let Some(url) = &self.jwks_url {
             config = config.jwks_url(url);
         }

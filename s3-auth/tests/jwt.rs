@@ -436,11 +436,27 @@ async fn second_idp_not_configured() {
     );
     assert_eq!(other.hits(), 0);
 
-    // Both configured: each token is checked against its own issuer.
+    // Both configured: each token is checked against its own issuer. The same `sub` from two
+    // issuers is the same subject, told apart by claims.iss ...
     let v = validator([idp.config(), other.config()]);
-    v.validate(&token).await.unwrap();
-    v.validate(&rs256(&claims(&idp.issuer))).await.unwrap();
+    let theirs = v.validate(&token).await.unwrap();
+    let ours = v.validate(&rs256(&claims(&idp.issuer))).await.unwrap();
     assert_eq!((idp.hits(), other.hits()), (1, 1));
+    assert_eq!(
+        (ours.subject.as_str(), theirs.subject.as_str()),
+        ("alice", "alice")
+    );
+    assert_eq!(theirs.claims["iss"], other.issuer.as_str());
+    // ... or kept apart by a subject prefix.
+    let v = validator([idp.config(), other.config().subject_prefix("partner:")]);
+    assert_eq!(v.validate(&token).await.unwrap().subject, "partner:alice");
+    assert_eq!(
+        v.validate(&rs256(&claims(&idp.issuer)))
+            .await
+            .unwrap()
+            .subject,
+        "alice"
+    );
     idp.stop().await;
     other.stop().await;
 }

@@ -71,6 +71,7 @@ pub struct IssuerConfig {
     pub(crate) leeway: Duration,
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) subject_claim: String,
+    pub(crate) subject_prefix: String,
     pub(crate) groups_claim: Option<String>,
     pub(crate) extra_claims: Vec<String>,
     pub(crate) min_refresh_interval: Duration,
@@ -94,6 +95,7 @@ impl IssuerConfig {
             leeway: Duration::from_mins(1),
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             subject_claim: "sub".to_owned(),
+            subject_prefix: String::new(),
             groups_claim: None,
             extra_claims: Vec::new(),
             min_refresh_interval: Duration::from_secs(30),
@@ -158,6 +160,16 @@ impl IssuerConfig {
     #[must_use]
     pub fn subject_claim(mut self, claim: impl Into<String>) -> Self {
         self.subject_claim = claim.into();
+        self
+    }
+
+    /// Put before every subject from this issuer (default: nothing), so that users of two
+    /// issuers cannot collide: with `"partner:"`, the partner IdP's `alice` is
+    /// `partner:alice`, never the `alice` of the main IdP. Policies can also tell issuers
+    /// apart by `claims.iss`, which is always set.
+    #[must_use]
+    pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.subject_prefix = prefix.into();
         self
     }
 

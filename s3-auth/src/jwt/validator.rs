@@ -255,8 +255,8 @@ fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn map_claims(config: &IssuerConfig, claims: &Value) -> Result<Principal, AuthError> {
     let subject = match claim(claims, &config.subject_claim) {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if !s.is_empty() => format!("{}{s}", config.subject_prefix),
+        Some(Value::Number(n)) => format!("{}{n}", config.subject_prefix),
         Some(_) => return Err(AuthError::JwtInvalidClaim(config.subject_claim.clone())),
         None => return Err(AuthError::JwtMissingClaim(config.subject_claim.clone())),
     };
