@@ -132,9 +132,16 @@ pub(crate) struct JwtIssuerConfig {
     pub(crate) groups_claim: Option<String>,
     #[serde(default)]
     pub(crate) extra_claims: Vec<String>,
+    /// The shortest time between two fetches caused by unknown key ids.
+    #[serde(default = "default_min_refresh_secs")]
+    pub(crate) min_refresh_secs: u64,
     /// How often the keys are fetched in the background; 0 turns that off.
     #[serde(default = "default_key_refresh_secs")]
     pub(crate) key_refresh_secs: u64,
+}
+
+fn default_min_refresh_secs() -> u64 {
+    30
 }
 
 fn default_key_refresh_secs() -> u64 {
@@ -217,6 +224,7 @@ impl JwtIssuerConfig {
             .audiences(self.audiences.iter().cloned())
             .leeway(std::time::Duration::from_secs(self.leeway_secs))
             .key_refresh_interval(std::time::Duration::from_secs(self.key_refresh_secs))
+            .min_refresh_interval(std::time::Duration::from_secs(self.min_refresh_secs))
             .subject_claim(&self.subject_claim)
             .subject_prefix(&self.subject_prefix);
         if let Some(url) = &self.jwks_url {
