@@ -923,3 +923,380 @@ pub(crate) fn run_python(what: &str, mut cmd: Command, expected_line: &str) -> S
     );
     stdout
 }
+
+impl Gateway {
+    /// [`Gateway::start`] with `extra` appended to the rendered configuration: tables of
+    /// their own (`[authz]`, `[[auth.jwt.issuers]]`, `[[auth.static_users]]` with groups...).
+    pub(crate) fn start_with_extra_toml(config: &GatewayConfig, extra: &str) -> Self {
+        let bin = gateway_bin();
+        let dir = tempfile::tempdir().expect("create a temp dir for the gateway");
+        let data_dir = dir.path().join("data");
+        std::fs::create_dir_all(&data_dir).expect("create the gateway's data dir");
+        let config_path = dir.path().join("gateway.toml");
+        let probe = if config.wait_for_readyz {
+            "/readyz"
+        } else {
+            "/healthz"
+        };
+        let (child, port, admin_port) = start_with_retries(
+            "gateway",
+            |port, admin_port| {
+                let toml = config.to_toml(local(port), local(admin_port), &data_dir) + extra;
+                std::fs::write(&config_path, toml).expect("write the gateway config");
+                let mut cmd = Command::new(&bin);
+                cmd.arg("--config")
+                    .arg(&config_path)
+                    .current_dir(dir.path())
+                    .env(
+                        "RUST_LOG",
+                        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+                    );
+                ChildGuard::spawn("gateway", cmd, &dir.path().join("gateway.log"))
+            },
+            |_, admin_port| {
+                http_request(local(admin_port), "GET", probe, &[], Vec::new())
+                    .is_ok_and(|r| r.status == 200)
+            },
+        );
+        Self {
+            port,
+            admin_port,
+            tls: config.tls.is_some(),
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+/// `[[auth.static_users]]` tables for `(keys, subject, groups)`, with inline secrets.
+pub(crate) fn static_users_with_groups_toml(users: &[(&Keys, &str, &[&str])]) -> String {
+    let mut t = String::new();
+    for (keys, subject, groups) in users {
+        let groups = groups
+            .iter()
+            .map(|g| toml_str(g))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(
+            t,
+            "\n[[auth.static_users]]\naccess_key_id = {}\nsecret = {}\nsubject = {}\n\
+             groups = [{groups}]\n",
+            toml_str(&keys.access_key_id),
+            toml_str(&keys.secret_access_key),
+            toml_str(subject),
+        );
+    }
+    t
+}
+
+/// The JSON of part `index` of a JWT (0: header, 1: claims), not verified.
+pub(crate) fn jwt_part(token: &str, index: usize) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(index).expect("a JWT has three parts");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("a JWT part is base64url");
+    serde_json::from_slice(&json).expect("a JWT part is JSON")
+}
+
+/// An OpenBao dev server (`bao server -dev`, in memory, unsealed) on a free port, started from
+/// the tools' venv, with a random root token. Its identity secrets engine is an OIDC provider:
+/// [`OpenBao::setup_oidc`] makes it one that issues tokens for userpass users with their
+/// groups in a `groups` claim.
+pub(crate) struct OpenBao {
+    /// The port of its API.
+    pub(crate) port: u16,
+    root_token: String,
+    child: Option<ChildGuard>,
+    _dir: TempDir,
+}
+
+/// Where [`OpenBao::setup_oidc`] put things.
+#[derive(Debug, Clone)]
+pub(crate) struct BaoOidc {
+    /// The tokens' `iss`: `http://127.0.0.1:PORT/v1/identity/oidc`.
+    pub(crate) issuer: String,
+    /// The named key signing the tokens.
+    pub(crate) key: String,
+    /// The role whose tokens the test uses.
+    pub(crate) role: String,
+    /// That role's client id: the tokens' `aud`.
+    pub(crate) client_id: String,
+}
+
+/// The password of every userpass user [`OpenBao::add_user`] makes.
+fn bao_password(user: &str) -> String {
+    format!("{user}-password-e2e")
+}
+
+impl OpenBao {
+    /// Starts `bao server -dev` and waits until `/v1/sys/health` answers 200. (Dev mode also
+    /// binds the next port for cluster traffic; a start that fails on a taken port is retried.)
+    pub(crate) fn start() -> Self {
+        let bin = venv_bin("bao");
+        let dir = tempfile::tempdir().expect("create a temp dir for OpenBao");
+        let root_token = format!("e2e-root-{}", uuid::Uuid::new_v4().simple());
+        let (child, port, _) = start_with_retries(
+            "bao server -dev",
+            |port, _| {
+                let mut cmd = Command::new(&bin);
+                cmd.arg("server")
+                    .arg("-dev")
+                    .arg("-dev-no-store-token")
+                    .arg(format!("-dev-root-token-id={root_token}"))
+                    .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+                    .current_dir(dir.path())
+                    // Nothing of the host's OpenBao/Vault setup, and no token helper file in
+                    // the real home directory.
+                    .env("HOME", dir.path())
+                    .env_remove("BAO_ADDR")
+                    .env_remove("BAO_TOKEN")
+                    .env_remove("VAULT_ADDR")
+                    .env_remove("VAULT_TOKEN")
+                    .env("NO_PROXY", "*");
+                ChildGuard::spawn("bao server -dev", cmd, &dir.path().join("bao.log"))
+            },
+            |port, _| {
+                http_request(local(port), "GET", "/v1/sys/health", &[], Vec::new())
+                    .is_ok_and(|r| r.status == 200)
+            },
+        );
+        Self {
+            port,
+            root_token,
+            child: Some(child),
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its log so far (empty once stopped).
+    pub(crate) fn log(&self) -> String {
+        self.child.as_ref().map(ChildGuard::log).unwrap_or_default()
+    }
+
+    /// Kills the server.
+    pub(crate) fn stop(&mut self) {
+        drop(self.child.take());
+    }
+
+    /// `method /v1/<path>` with `body` (JSON) as `token`; the response's JSON (`null` for an
+    /// empty body), or the status and body when it is not a success.
+    pub(crate) fn call(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        let target = format!("/v1/{path}");
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(token) = token {
+            headers.push(("x-vault-token", token));
+        }
+        let body = body.map(ToString::to_string).unwrap_or_default();
+        let resp = http_request(
+            local(self.port),
+            method,
+            &target,
+            &headers,
+            body.into_bytes(),
+        )?;
+        if !(200..300).contains(&resp.status) {
+            return Err(format!(
+                "{method} {target}: {} {}",
+                resp.status,
+                resp.text()
+            ));
+        }
+        if resp.body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&resp.body).map_err(|e| format!("{method} {target}: {e}"))
+    }
+
+    /// [`OpenBao::call`] with the root token; panics on failure.
+    pub(crate) fn root(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let body = (!body.is_null()).then_some(body);
+        self.call(Some(&self.root_token), method, path, body)
+            .unwrap_or_else(|e| panic!("OpenBao: {e}\n{}", tail(&self.log(), 50)))
+    }
+
+    /// Makes this server an OIDC provider: issuer `url()` (tokens say
+    /// `<url>/v1/identity/oidc`), the RS256 key `key` for every client, the role `role`
+    /// signed by it with the entity's group names in `groups`, and userpass auth whose
+    /// users may read any role's token.
+    pub(crate) fn setup_oidc(&self, key: &str, role: &str) -> BaoOidc {
+        self.setup_oidc_claiming(&self.url(), key, role)
+    }
+
+    /// [`OpenBao::setup_oidc`] with `issuer_base` as the issuer URL (e.g. another server's, for
+    /// an impostor).
+    pub(crate) fn setup_oidc_claiming(&self, issuer_base: &str, key: &str, role: &str) -> BaoOidc {
+        self.root(
+            "POST",
+            "identity/oidc/config",
+            &serde_json::json!({ "issuer": issuer_base }),
+        );
+        self.create_oidc_key(key);
+        let client_id = self.create_oidc_role(role, key, "1h");
+        self.root(
+            "POST",
+            "sys/auth/userpass",
+            &serde_json::json!({ "type": "userpass" }),
+        );
+        self.root(
+            "PUT",
+            "sys/policies/acl/oidc-tokens",
+            &serde_json::json!({
+                "policy": "path \"identity/oidc/token/*\" { capabilities = [\"read\"] }"
+            }),
+        );
+        BaoOidc {
+            issuer: format!("{issuer_base}/v1/identity/oidc"),
+            key: key.to_owned(),
+            role: role.to_owned(),
+            client_id,
+        }
+    }
+
+    /// A named RS256 signing key every client id may use.
+    pub(crate) fn create_oidc_key(&self, key: &str) {
+        self.root(
+            "POST",
+            &format!("identity/oidc/key/{key}"),
+            &serde_json::json!({ "algorithm": "RS256", "allowed_client_ids": "*" }),
+        );
+    }
+
+    /// A role whose tokens `key` signs, valid for `ttl`, with the entity's group names in
+    /// `groups`; returns its client id (the tokens' `aud`).
+    pub(crate) fn create_oidc_role(&self, role: &str, key: &str, ttl: &str) -> String {
+        let path = format!("identity/oidc/role/{role}");
+        self.root(
+            "POST",
+            &path,
+            &serde_json::json!({
+                "key": key,
+                "ttl": ttl,
+                "template": "{\"groups\": {{identity.entity.groups.names}}}",
+            }),
+        );
+        self.root("GET", &path, &serde_json::Value::Null)["data"]["client_id"]
+            .as_str()
+            .expect("a role has a client_id")
+            .to_owned()
+    }
+
+    /// A userpass user `name` (password [`bao_password`]) whose identity entity is in
+    /// `groups` (internal groups, made when missing).
+    pub(crate) fn add_user(&self, name: &str, groups: &[&str]) {
+        self.root(
+            "POST",
+            &format!("auth/userpass/users/{name}"),
+            &serde_json::json!({ "password": bao_password(name), "token_policies": "oidc-tokens" }),
+        );
+        let entity = self.root(
+            "POST",
+            "identity/entity",
+            &serde_json::json!({ "name": name }),
+        );
+        let entity_id = entity["data"]["id"]
+            .as_str()
+            .expect("a new entity has an id")
+            .to_owned();
+        let mounts = self.root("GET", "sys/auth", &serde_json::Value::Null);
+        let accessor = mounts["data"]["userpass/"]["accessor"]
+            .as_str()
+            .expect("userpass is enabled")
+            .to_owned();
+        self.root(
+            "POST",
+            "identity/entity-alias",
+            &serde_json::json!({
+                "name": name,
+                "canonical_id": entity_id,
+                "mount_accessor": accessor,
+            }),
+        );
+        for group in groups {
+            let path = format!("identity/group/name/{group}");
+            let mut members: Vec<String> = self
+                .call(Some(&self.root_token), "GET", &path, None)
+                .ok()
+                .and_then(|g| {
+                    g["data"]["member_entity_ids"].as_array().map(|ids| {
+                        ids.iter()
+                            .filter_map(|id| id.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                })
+                .unwrap_or_default();
+            members.push(entity_id.clone());
+            self.root(
+                "POST",
+                &path,
+                &serde_json::json!({ "type": "internal", "member_entity_ids": members }),
+            );
+        }
+    }
+
+    /// Logs `user` in with userpass and reads a token of `role`: a JWT signed by the role's
+    /// key.
+    pub(crate) fn oidc_token(&self, user: &str, role: &str) -> String {
+        let login = self
+            .call(
+                None,
+                "POST",
+                &format!("auth/userpass/login/{user}"),
+                Some(&serde_json::json!({ "password": bao_password(user) })),
+            )
+            .unwrap_or_else(|e| panic!("OpenBao login of {user}: {e}"));
+        let client_token = login["auth"]["client_token"]
+            .as_str()
+            .expect("a login gives a client token");
+        let token = self
+            .call(
+                Some(client_token),
+                "GET",
+                &format!("identity/oidc/token/{role}"),
+                None,
+            )
+            .unwrap_or_else(|e| panic!("OpenBao token of {user} for role {role}: {e}"));
+        token["data"]["token"]
+            .as_str()
+            .expect("an OIDC token response holds a token")
+            .to_owned()
+    }
+
+    /// Rotates the named key: its next key signs from now on, and a new next key is made.
+    pub(crate) fn rotate_key(&self, key: &str) {
+        self.root(
+            "POST",
+            &format!("identity/oidc/key/{key}/rotate"),
+            &serde_json::Value::Null,
+        );
+    }
+
+    /// The `kid`s of the issuer's JWKS now.
+    pub(crate) fn jwks_kids(&self) -> Vec<String> {
+        let jwks = self
+            .call(None, "GET", "identity/oidc/.well-known/keys", None)
+            .unwrap_or_else(|e| panic!("OpenBao JWKS: {e}"));
+        jwks["keys"]
+            .as_array()
+            .expect("a JWKS has keys")
+            .iter()
+            .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
