@@ -20,6 +20,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod support;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::pin::Pin;
@@ -44,6 +46,8 @@ use s3_tower::auth::{
 };
 use s3_tower::core::{AuthMethod, Principal};
 use tokio::runtime::Runtime;
+
+use support::interleaved_times;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -624,26 +628,6 @@ fn bench_chunked(c: &mut Criterion, env: &Env) {
     group.finish();
 }
 
-/// Per-operation times of `rounds` batches of `a` and of `b`, run alternately (which goes
-/// first alternates too).
-fn interleaved(
-    rounds: usize,
-    mut a: impl FnMut() -> Duration,
-    mut b: impl FnMut() -> Duration,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let (mut ta, mut tb) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    for i in 0..rounds {
-        if i % 2 == 0 {
-            ta.push(a());
-            tb.push(b());
-        } else {
-            tb.push(b());
-            ta.push(a());
-        }
-    }
-    (ta, tb)
-}
-
 /// Mean and median.
 fn stats(mut times: Vec<Duration>) -> (Duration, Duration) {
     let mean = times.iter().sum::<Duration>() / u32::try_from(times.len()).unwrap();
@@ -667,7 +651,7 @@ fn head_summary(env: &Env, head: &Head) {
     const ROUNDS: usize = 200;
     let name = head.name;
     let (sign, verify) = with_client_params(env.time, (head.settings)(), |params| {
-        interleaved(
+        interleaved_times(
             ROUNDS,
             || {
                 let start = Instant::now();
@@ -735,7 +719,7 @@ fn chunked_summary(env: &Env) {
                 sha256_frames(&env.payload).await;
             }
         });
-        let (baseline, layer) = interleaved(
+        let (baseline, layer) = interleaved_times(
             ROUNDS,
             || {
                 time(&mut || {

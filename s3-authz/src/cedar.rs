@@ -117,7 +117,6 @@ struct Names {
     group: EntityTypeName,
     bucket: EntityTypeName,
     object: EntityTypeName,
-    action: EntityTypeName,
 }
 
 impl Names {
@@ -133,7 +132,6 @@ impl Names {
             group: parse("S3::Group")?,
             bucket: parse("S3::Bucket")?,
             object: parse("S3::Object")?,
-            action: parse("S3::Action")?,
         })
     }
 
@@ -163,9 +161,10 @@ pub struct CedarAuthorizer {
     policies: ArcSwap<PolicySet>,
     sources: PolicySources,
     schema: Schema,
-    /// The action entities of the schema (operations in their groups), by action name, made
-    /// once: a request's entities hold its action's only.
-    actions: HashMap<String, Entity>,
+    /// The actions of the schema a request may name (the operations), by name, each with
+    /// the entity store holding its entity (in its groups), made once: a request's entities
+    /// are added to its action's store.
+    actions: HashMap<String, (EntityUid, Entities)>,
     names: Names,
     authorizer: cedar_policy::Authorizer,
 }
@@ -199,6 +198,14 @@ impl CedarAuthorizer {
     fn new(sources: PolicySources) -> Result<Self, AuthzError> {
         let schema = parse_schema()?;
         let policies = load(&sources, &schema)?;
+        let names = Names::new()?;
+        // The actions a request may name: those applying to users (every operation; not the
+        // action groups, which apply to nothing).
+        let requestable: HashSet<EntityUid> = schema
+            .request_envs()
+            .filter(|env| *env.principal() == names.user)
+            .map(|env| env.action().clone())
+            .collect();
         let actions = schema
             .action_entities()
             .map_err(|e| AuthzError::PolicyLoad {
@@ -206,14 +213,24 @@ impl CedarAuthorizer {
                 message: e.to_string(),
             })?
             .into_iter()
-            .map(|action| (action.uid().id().unescaped().to_owned(), action))
-            .collect();
+            .filter(|action| requestable.contains(&action.uid()))
+            .map(|action| {
+                let uid = action.uid();
+                let name = uid.id().unescaped().to_owned();
+                Entities::from_entities([action], None)
+                    .map(|store| (name, (uid, store)))
+                    .map_err(|e| AuthzError::PolicyLoad {
+                        source_name: "s3.cedarschema".to_owned(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             policies: ArcSwap::from_pointee(policies),
             sources,
             schema,
             actions,
-            names: Names::new()?,
+            names,
             authorizer: cedar_policy::Authorizer::new(),
         })
     }
@@ -237,9 +254,31 @@ impl CedarAuthorizer {
     }
 
     /// The Cedar request and entities of `input`.
+    ///
+    /// Both are made here to the schema's shape, so neither is validated against it again
+    /// (a cost paid on every decision otherwise): the principal is always an
+    /// `S3::User`, the resource an `S3::Bucket` or `S3::Object` with its two string
+    /// attributes, the context a record of strings the schema declares — all of which every
+    /// action of the schema applies to. What remains to check is the action: one the schema
+    /// does not declare is an error, as the schema-validating `Request::new` would make it
+    /// (the test `fast_requests_pass_schema_validation` holds this to the validator).
+    ///
+    /// Only the entities a decision can read are made: the principal (its groups as parents),
+    /// the object (its bucket as parent) and the action (its groups as parents, in a store
+    /// made once per action). Groups and buckets have neither attributes nor parents in the
+    /// schema, so a policy learns nothing more from their entities than from their ids, which
+    /// the `in` tests compare; leaving them out, and adding the others to the action's store,
+    /// leaves Cedar two entities to close the hierarchy of on each decision instead of five.
     fn request(&self, input: &AuthzInput) -> Result<(Request, Entities), AuthzError> {
         let names = &self.names;
         let engine = |e: &dyn std::fmt::Display| AuthzError::Engine(e.to_string());
+
+        let (action, action_store) = self.actions.get(&input.action).ok_or_else(|| {
+            AuthzError::Engine(format!(
+                "request's action `S3::Action::{:?}` is not declared in the schema",
+                input.action
+            ))
+        })?;
 
         let groups: HashSet<EntityUid> = input
             .groups
@@ -247,19 +286,13 @@ impl CedarAuthorizer {
             .map(|g| Names::uid(&names.group, g))
             .collect();
         let principal = Names::uid(&names.user, &input.user);
-        let mut entities = Vec::with_capacity(4 + groups.len());
-        entities.extend(
-            groups
-                .iter()
-                .map(|g| Entity::new_no_attrs(g.clone(), HashSet::new())),
-        );
+        let mut entities = Vec::with_capacity(2);
         entities.push(Entity::new_no_attrs(principal.clone(), groups));
 
         let bucket = Names::uid(
             &names.bucket,
             input.bucket.as_deref().unwrap_or(SERVICE_BUCKET),
         );
-        entities.push(Entity::new_no_attrs(bucket.clone(), HashSet::new()));
         let resource = match (&input.bucket, &input.key) {
             (Some(b), Some(k)) => {
                 let object = Names::uid(&names.object, &format!("{b}/{k}"));
@@ -281,8 +314,19 @@ impl CedarAuthorizer {
             }
             _ => bucket,
         };
-        let action = Names::uid(&names.action, &input.action);
+        let context = Self::context(input)?;
+        let request = Request::new(principal, action.clone(), resource, context, None)
+            .map_err(|e| engine(&e))?;
+        // Added to the action's store, Cedar closes the hierarchy of the new entities only.
+        let entities = action_store
+            .clone()
+            .add_entities(entities, None)
+            .map_err(|e| engine(&e))?;
+        Ok((request, entities))
+    }
 
+    /// The context record of `input` (see [`CEDAR_SCHEMA`]).
+    fn context(input: &AuthzInput) -> Result<Context, AuthzError> {
         let mut pairs = vec![
             ("operation", Some(input.operation.as_str())),
             ("iam_action", Some(input.iam_action.as_str())),
@@ -297,20 +341,10 @@ impl CedarAuthorizer {
             pairs.push(("source_bucket", Some(src.bucket.as_str())));
             pairs.push(("source_key", Some(src.key.as_str())));
         }
-        let context = Context::from_pairs(pairs.into_iter().filter_map(|(k, v)| {
+        Context::from_pairs(pairs.into_iter().filter_map(|(k, v)| {
             v.map(|v| (k.to_owned(), RestrictedExpression::new_string(v.to_owned())))
         }))
-        .map_err(|e| engine(&e))?;
-
-        let request = Request::new(principal, action, resource, context, Some(&self.schema))
-            .map_err(|e| engine(&e))?;
-        // The request's action with its groups (the schema knows it: the request is valid).
-        // The other entities are made here to the schema's shape: no need to validate them.
-        if let Some(action) = self.actions.get(&input.action) {
-            entities.push(action.clone());
-        }
-        let entities = Entities::from_entities(entities, None).map_err(|e| engine(&e))?;
-        Ok((request, entities))
+        .map_err(|e| AuthzError::Engine(e.to_string()))
     }
 }
 
@@ -419,4 +453,71 @@ fn summarize(errors: impl Iterator<Item = String>) -> String {
         let _ = write!(message, "; and {more} more");
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::SourceObject;
+
+    /// An input naming `op` on an object (with `key`) or a bucket, every optional context
+    /// field set.
+    fn full_input(op: S3Operation, key: Option<&str>) -> AuthzInput {
+        AuthzInput {
+            user: "bob".to_owned(),
+            groups: vec!["reader".to_owned(), "dev".to_owned()],
+            claims: serde_json::Value::Null,
+            role: Some("role".to_owned()),
+            action: op.name().to_owned(),
+            iam_action: op.iam_action().unwrap_or_default().to_owned(),
+            operation: op.name().to_owned(),
+            bucket: Some("data".to_owned()),
+            key: key.map(str::to_owned),
+            path: Some("data".to_owned()),
+            prefix: Some("a/".to_owned()),
+            version_id: Some("v1".to_owned()),
+            source: Some(SourceObject {
+                bucket: "src".to_owned(),
+                key: "k".to_owned(),
+            }),
+            method: "GET".to_owned(),
+            auth: "sigv4",
+            source_ip: Some("192.0.2.1".to_owned()),
+        }
+    }
+
+    /// The requests and entities made without the schema are those the schema accepts: the
+    /// validation skipped at request time would pass.
+    #[test]
+    fn fast_requests_pass_schema_validation() {
+        let authz = CedarAuthorizer::seed().expect("seed");
+        let schema = authz.schema();
+        assert_eq!(authz.actions.len(), S3Operation::ALL.len());
+        for op in S3Operation::ALL {
+            for key in [Some("k/ey"), None] {
+                let input = full_input(*op, key);
+                let (request, entities) = authz.request(&input).expect("request");
+                let (Some(p), Some(a), Some(r), Some(c)) = (
+                    request.principal(),
+                    request.action(),
+                    request.resource(),
+                    request.context(),
+                ) else {
+                    panic!("incomplete request for {op:?}");
+                };
+                Request::new(p.clone(), a.clone(), r.clone(), c.clone(), Some(schema))
+                    .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+                Entities::from_entities(entities.iter().cloned(), Some(schema))
+                    .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+            }
+        }
+        let mut unknown = full_input(S3Operation::GetObject, None);
+        for name in ["Unknown", "read", "list", "write"] {
+            name.clone_into(&mut unknown.action);
+            assert!(matches!(
+                authz.request(&unknown),
+                Err(AuthzError::Engine(_))
+            ));
+        }
+    }
 }
