@@ -23,6 +23,13 @@ use clap::{Parser, Subcommand};
 /// The file in the venv that records what it was built from.
 const STAMP_FILE: &str = ".s3-tower-requirements.stamp";
 
+/// Wheels installed without their dependencies and despite their `Requires-Python`, which a
+/// requirements file cannot say. `opa-golib-python-bindings` carries the real OPA (its Go
+/// library as a shared object, with a ctypes wrapper) and declares Python >= 3.14, though
+/// its wrapper runs on the CPython 3.11 of these machines; the Rego differential test needs
+/// it. It has no dependencies.
+const PYTHON_VERSION_EXEMPT: &[&str] = &["opa-golib-python-bindings==0.4.4"];
+
 /// Executables the venv must hold for the tests.
 const REQUIRED_TOOLS: &[&str] = &["python", "aws", "moto_server", "s3cmd", "bao"];
 
@@ -125,7 +132,10 @@ impl Repo {
             format!("{e}\nPython 3 with the venv module is needed (set PYTHON to choose one)")
         })?;
         // The stamp is what was installed: the requirements and the interpreter.
-        let stamp = format!("{python_id}\n{requirements}");
+        let stamp = format!(
+            "{python_id}\n{requirements}\n{}",
+            PYTHON_VERSION_EXEMPT.join("\n")
+        );
 
         let venv = self.venv_dir();
         let stamp_path = venv.join(STAMP_FILE);
@@ -161,6 +171,18 @@ impl Repo {
                 "--requirement",
             ])
             .arg(&requirements_path))?;
+        run(Command::new(self.venv_bin().join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--quiet",
+                "--no-deps",
+                "--ignore-requires-python",
+            ])
+            .args(PYTHON_VERSION_EXEMPT))?;
         if let Some(missing) = REQUIRED_TOOLS
             .iter()
             .find(|tool| !self.venv_bin().join(tool).exists())
