@@ -9,6 +9,8 @@
 //!   presigned URLs and aws-chunked uploads verified while streaming — into a `Principal`.
 //! - [`authz`] (feature `authz`, default): authorize every resource a request touches with an
 //!   embedded policy engine (Rego), deny by default — `AuthzLayer`, `RegoAuthorizer`.
+//! - [`sts`] (feature `sts`, default): `AssumeRoleWithWebIdentity` — a JWT in, sealed
+//!   temporary AWS credentials out, resolved by the SigV4 layer without a database.
 //! - [`resign`] (feature `resign`, default): route each bucket to its backend and SigV4-sign
 //!   forwarded requests with the gateway's own credentials.
 //!
@@ -45,6 +47,9 @@ pub use s3_auth as auth;
 
 #[cfg(feature = "authz")]
 pub use s3_authz as authz;
+
+#[cfg(feature = "sts")]
+pub use s3_sts as sts;
 
 #[cfg(feature = "resign")]
 pub use s3_resign as resign;
