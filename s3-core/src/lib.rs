@@ -24,6 +24,7 @@ mod principal;
 mod query;
 mod request;
 mod request_id;
+mod session_policy;
 pub mod uri_encoding;
 
 pub use bucket::validate_bucket_name;
@@ -43,3 +44,4 @@ pub use request::{
     check_key_segments, check_prefix_segments, decode_key, parse_copy_source,
 };
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use session_policy::{SessionPolicy, SessionPolicyError};

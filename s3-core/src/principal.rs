@@ -1,5 +1,9 @@
 //! Who made a request: inserted by an authentication layer, read by authorization and audit.
 
+use std::sync::Arc;
+
+use crate::SessionPolicy;
+
 /// How a [`Principal`] was authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -34,8 +38,9 @@ pub struct Session {
     pub role_arn: String,
     /// The `RoleSessionName` given at `AssumeRoleWithWebIdentity`.
     pub session_name: String,
-    /// The session policy (IAM JSON) that narrows what the role allows, if any.
-    pub policy: Option<String>,
+    /// The session policy that narrows what the role allows, if any, parsed once when the
+    /// session's credentials were resolved.
+    pub policy: Option<Arc<SessionPolicy>>,
 }
 
 /// The authenticated identity behind a request.
