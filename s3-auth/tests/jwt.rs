@@ -235,6 +235,7 @@ async fn rs256_and_es256_with_nested_groups() {
     assert!(p.session.is_none());
     assert_eq!(p.claims["email"], "alice@example.com");
     assert_eq!(p.claims["iss"], json!(idp.issuer));
+    assert_eq!(p.claims["aud"], json!(AUD));
 
     let es = sign(Algorithm::ES256, "ec-1", &keys().ec, &claims(&idp.issuer));
     let p = v.validate(&es).await.unwrap();

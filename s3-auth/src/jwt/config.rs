@@ -182,7 +182,7 @@ impl IssuerConfig {
     }
 
     /// A claim (dotted path) copied into [`s3_core::Principal::claims`] under that path, when
-    /// the token has it. `iss` is always copied.
+    /// the token has it. `iss` and `aud` are always copied.
     #[must_use]
     pub fn extra_claim(mut self, claim: impl Into<String>) -> Self {
         self.extra_claims.push(claim.into());

@@ -275,6 +275,9 @@ fn map_claims(config: &IssuerConfig, claims: &Value) -> Result<Principal, AuthEr
     };
     let mut extra = Map::new();
     extra.insert("iss".to_owned(), Value::String(config.issuer.clone()));
+    if let Some(aud) = claims.get("aud") {
+        extra.insert("aud".to_owned(), aud.clone());
+    }
     for path in &config.extra_claims {
         if let Some(value) = claim(claims, path) {
             extra.insert(path.clone(), value.clone());

@@ -239,6 +239,40 @@ impl SigV4Verifier {
         parts: &Parts,
         now: SystemTime,
     ) -> Result<Option<VerifiedRequest>, AuthError> {
+        self.verify_inner(parts, None, now).await
+    }
+
+    /// Verifies a request whose whole (small) body has been read, as other AWS services
+    /// than S3 sign it: over the body's SHA-256, with or without `x-amz-content-sha256`
+    /// (STS `GetCallerIdentity`, a form POST). A header naming another hash, or
+    /// `UNSIGNED-PAYLOAD`, is refused (`XAmzContentSHA256Mismatch`, `InvalidRequest`).
+    pub async fn verify_with_body_at(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Option<VerifiedRequest>, AuthError> {
+        let hash = sha256_hex(body);
+        if let Some(value) = parts.headers.get(CONTENT_SHA256) {
+            let value = value
+                .to_str()
+                .map_err(|_| AuthError::InvalidContentSha256)?;
+            if !is_lower_hex_64(value) {
+                return Err(AuthError::InvalidContentSha256);
+            }
+            if value != hash {
+                return Err(AuthError::ContentSha256Mismatch);
+            }
+        }
+        self.verify_inner(parts, Some(hash), now).await
+    }
+
+    async fn verify_inner(
+        &self,
+        parts: &Parts,
+        body_hash: Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<VerifiedRequest>, AuthError> {
         let query = parse_query(parts.uri.query().unwrap_or(""))?;
         let params = match read_signature(&parts.headers, &query)? {
             Presented::Anonymous => return Ok(None),
@@ -248,7 +282,10 @@ impl SigV4Verifier {
         self.check_scope(&params)?;
         let (amz_date, time) = self.check_time(&params, &parts.headers, now)?;
         check_signed_headers(&params, &parts.headers)?;
-        let payload_hash = self.payload_hash(&params, &parts.headers)?;
+        let payload_hash = match body_hash {
+            Some(hash) => hash,
+            None => self.payload_hash(&params, &parts.headers)?,
+        };
         let payload = PayloadMode::parse(&payload_hash)?;
 
         // A presigned URL carries its token in the query; a (signed) header serves both.
