@@ -18,6 +18,7 @@ pub(crate) struct Config {
     pub(crate) log: LogConfig,
     pub(crate) auth: AuthConfig,
     pub(crate) authz: AuthzConfig,
+    pub(crate) sts: crate::sts::StsConfig,
     pub(crate) upstream: UpstreamConfig,
     pub(crate) routing: RoutingConfig,
     pub(crate) backends: Vec<BackendConfig>,
@@ -323,41 +324,11 @@ impl AuthConfig {
 }
 
 impl StaticUserConfig {
-    /// Where the secret comes from: exactly one of `secret`, `secret_env`, `secret_file`.
-    fn secret_source(&self) -> Result<(SecretSource, &'static str), String> {
-        let mut sources: Vec<(SecretSource, &'static str)> = [
-            self.secret
-                .clone()
-                .map(|s| (SecretSource::Inline(s), "secret")),
-            self.secret_env
-                .clone()
-                .map(|v| (SecretSource::Env(v), "secret_env")),
-            self.secret_file
-                .clone()
-                .map(|p| (SecretSource::File(p), "secret_file")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        match sources.len() {
-            1 => Ok(sources.remove(0)),
-            0 => Err("set one of secret, secret_env or secret_file (none is set)".to_owned()),
-            _ => {
-                let names: Vec<&str> = sources.iter().map(|(_, name)| *name).collect();
-                Err(format!(
-                    "set only one of secret, secret_env or secret_file ({} are set)",
-                    names.join(", ")
-                ))
-            }
-        }
-    }
-
     fn load(&self) -> Result<StaticUser, String> {
         if self.subject.is_empty() {
             return Err("subject is empty".to_owned());
         }
-        let (source, name) = self.secret_source()?;
-        let secret = source.load().map_err(|e| format!("{name}: {e}"))?;
+        let secret = load_secret(&self.secret, &self.secret_env, &self.secret_file)?;
         Ok(StaticUser {
             access_key_id: self.access_key_id.clone(),
             secret,
@@ -365,6 +336,39 @@ impl StaticUserConfig {
             groups: self.groups.clone(),
         })
     }
+}
+
+/// Loads the secret of a configuration entry from exactly one of its `secret`,
+/// `secret_env` and `secret_file` fields; errors name the field.
+pub(crate) fn load_secret(
+    secret: &Option<String>,
+    secret_env: &Option<String>,
+    secret_file: &Option<PathBuf>,
+) -> Result<s3_tower::auth::SecretKey, String> {
+    let mut sources: Vec<(SecretSource, &'static str)> = [
+        secret.clone().map(|s| (SecretSource::Inline(s), "secret")),
+        secret_env
+            .clone()
+            .map(|v| (SecretSource::Env(v), "secret_env")),
+        secret_file
+            .clone()
+            .map(|p| (SecretSource::File(p), "secret_file")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let (source, name) = match sources.len() {
+        1 => sources.remove(0),
+        0 => return Err("set one of secret, secret_env or secret_file (none is set)".to_owned()),
+        _ => {
+            let names: Vec<&str> = sources.iter().map(|(_, name)| *name).collect();
+            return Err(format!(
+                "set only one of secret, secret_env or secret_file ({} are set)",
+                names.join(", ")
+            ));
+        }
+    };
+    source.load().map_err(|e| format!("{name}: {e}"))
 }
 
 /// The authorization engine of `[authz]`.

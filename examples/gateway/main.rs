@@ -14,6 +14,7 @@ mod dev_backend;
 mod dev_idp;
 mod dev_users;
 mod metrics;
+mod sts;
 mod tls;
 
 use std::fmt::Write as _;
@@ -29,11 +30,14 @@ use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use s3_tower::auth::jwt::{IssuerConfig, JwtLayer, JwtValidator};
-use s3_tower::auth::{SigV4Layer, StaticCredentials, StaticUser};
+use s3_tower::auth::{
+    CredentialResolver, SigV4Layer, SigV4Verifier, StaticCredentials, StaticUser,
+};
 use s3_tower::core::{ClientAddr, DrainBodyLayer, RequestId, S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
     Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
 };
+use s3_tower::sts::{SessionCredentials, SessionKeyring, StsLayer};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -131,12 +135,6 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     users.extend(dev_users.iter().flat_map(DevUsers::static_users));
     let jwt_header = cfg.auth.jwt.header_name()?;
     let jwt_issuers = cfg.auth.jwt.issuer_configs()?;
-    let sigv4 = sigv4_layer(
-        &cfg.auth,
-        users,
-        cfg.server.listen,
-        dev || !jwt_issuers.is_empty(),
-    )?;
     let authz_plan = cfg.authz.plan(dev)?;
     let authz = authz::build(&authz_plan)?;
 
@@ -170,10 +168,48 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     } else {
         None
     };
+    let jwt_issuers_configured = !jwt_issuers.is_empty();
     let jwt_validator = jwt_validator(jwt_issuers, &jwt_header, dev_idp.as_ref())?;
     let jwt = jwt_validator
         .as_ref()
         .map(|validator| JwtLayer::new(Arc::clone(validator)).header(jwt_header.clone()));
+    let sts = cfg
+        .sts
+        .build(
+            dev_idp
+                .as_ref()
+                .map(|idp| (cfg.server.data_dir.as_path(), idp.issuer())),
+        )
+        .map_err(|e| format!("sts: {e}"))?;
+    let (sigv4, verifier) = sigv4_layer(
+        &cfg.auth,
+        users,
+        sts.as_ref().map(|sts| Arc::clone(&sts.keyring)),
+        cfg.server.listen,
+        dev || jwt_issuers_configured,
+    )?;
+    let sts_layer = match (&sts, &jwt_validator) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err("sts: [[sts.roles]] need token issuers ([[auth.jwt.issuers]])".into());
+        }
+        (Some(sts), Some(validator)) => {
+            tracing::info!(
+                roles = sts.roles.len(),
+                key = sts.keyring.current_id(),
+                "STS AssumeRoleWithWebIdentity on the S3 listener"
+            );
+            Some(
+                StsLayer::new(
+                    Arc::clone(validator),
+                    sts.roles.clone(),
+                    Arc::clone(&sts.keyring),
+                )
+                .caller_identity(verifier)
+                .account_id(&sts.account_id),
+            )
+        }
+    };
 
     let mut parser = S3RequestParser::new();
     for domain in &cfg.server.virtual_host_domains {
@@ -205,6 +241,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         )
         // Refusals come before the body is read: drain it so the client sees the answer.
         .layer(DrainBodyLayer::new())
+        // STS calls (form POST /, ?Action=) are answered here; they are no S3 operations.
+        .option_layer(sts_layer)
         .layer(S3RequestLayer::with_parser(parser))
         // Bearer tokens first; requests without one are SigV4's (both at once: 400).
         .option_layer(jwt)
@@ -463,15 +501,17 @@ fn jwt_validator(
     Ok(Some(Arc::new(validator)))
 }
 
-/// The SigV4 layer for `users` (static users of the configuration, and the `--dev` users),
-/// with the anonymous and region settings of `[auth]`. `jwt`: whether bearer tokens are
-/// accepted too.
+/// The SigV4 layer for `users` (static users of the configuration, and the `--dev` users)
+/// and, with a `keyring`, the temporary credentials of STS sessions; with the anonymous and
+/// region settings of `[auth]`. `jwt`: whether bearer tokens are accepted too. Also returns
+/// its verifier, for STS `GetCallerIdentity`.
 fn sigv4_layer(
     auth: &AuthConfig,
     users: Vec<StaticUser>,
+    keyring: Option<Arc<SessionKeyring>>,
     listen: SocketAddr,
     jwt: bool,
-) -> Result<SigV4Layer, BoxError> {
+) -> Result<(SigV4Layer, SigV4Verifier), BoxError> {
     let region = auth.checked_region()?;
     let credentials = StaticCredentials::new(users)?;
     if auth.allow_anonymous {
@@ -488,11 +528,16 @@ fn sigv4_layer(
         region = region.unwrap_or("any"),
         "SigV4 authentication"
     );
-    let mut layer = SigV4Layer::new(credentials).allow_anonymous(auth.allow_anonymous);
+    let resolver: Arc<dyn CredentialResolver> = match keyring {
+        Some(keyring) => Arc::new(SessionCredentials::new(keyring).fallback(credentials)),
+        None => Arc::new(credentials),
+    };
+    let mut verifier = SigV4Verifier::from_arc(resolver);
     if let Some(region) = region {
-        layer = layer.region(region);
+        verifier = verifier.region(region);
     }
-    Ok(layer)
+    let layer = SigV4Layer::with_verifier(verifier.clone()).allow_anonymous(auth.allow_anonymous);
+    Ok((layer, verifier))
 }
 
 /// `addr`, with an unspecified IP (`0.0.0.0`, `::`) replaced by the loopback address, for a
@@ -574,6 +619,25 @@ fn dev_token_help(
         "    (other tokens: sign ES256, kid s3-tower-dev, aud s3-tower, with {})",
         signing_key.display()
     );
+    let admin = files
+        .iter()
+        .find(|f| f.file_name().is_some_and(|n| n == "admin.jwt"))
+        .or(files.first());
+    if let Some(token) = admin {
+        let _ = write!(
+            text,
+            "\n  Or with temporary credentials from STS (AssumeRoleWithWebIdentity), no key at all:\n\
+             \x20   export AWS_WEB_IDENTITY_TOKEN_FILE={}\n\
+             \x20   export AWS_ROLE_ARN={}\n\
+             \x20   export AWS_ROLE_SESSION_NAME=dev\n\
+             \x20   export AWS_ENDPOINT_URL={endpoint}\n\
+             \x20   export AWS_REGION={region} AWS_DEFAULT_REGION={region}\n\
+             \x20   aws s3 ls\n",
+            token.display(),
+            sts::DEV_ROLE_ARN,
+            region = dev_users::DEV_REGION,
+        );
+    }
     text
 }
 

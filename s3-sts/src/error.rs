@@ -19,7 +19,9 @@ pub enum StsError {
     #[error("the request must contain the parameter {0}")]
     MissingParameter(&'static str),
     /// A parameter breaks its constraint (AWS's "1 validation error detected" message).
-    #[error("1 validation error detected: Value at '{parameter}' failed to satisfy constraint: {constraint}")]
+    #[error(
+        "1 validation error detected: Value at '{parameter}' failed to satisfy constraint: {constraint}"
+    )]
     Validation {
         /// The parameter, in AWS's camel case (`roleSessionName`).
         parameter: &'static str,
@@ -57,7 +59,9 @@ pub enum StsError {
     #[error("{0}")]
     MalformedPolicyDocument(String),
     /// The session policy is longer than 2048 characters once whitespace is removed.
-    #[error("Packed policy consumes {0}% of allotted space, please use smaller policy for session.")]
+    #[error(
+        "Packed policy consumes {0}% of allotted space, please use smaller policy for session."
+    )]
     PackedPolicyTooLarge(usize),
     /// `GetCallerIdentity` failed SigV4 authentication.
     #[error("{0}")]
@@ -186,9 +190,7 @@ fn auth_code(err: &AuthError) -> StsErrorCode {
             status: S::SERVICE_UNAVAILABLE,
             fault: "Receiver",
         },
-        AuthError::SignatureMismatch => {
-            StsErrorCode::sender("SignatureDoesNotMatch", S::FORBIDDEN)
-        }
+        AuthError::SignatureMismatch => StsErrorCode::sender("SignatureDoesNotMatch", S::FORBIDDEN),
         _ => StsErrorCode::sender("IncompleteSignature", S::BAD_REQUEST),
     }
 }

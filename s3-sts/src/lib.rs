@@ -14,5 +14,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod keyring;
+mod layer;
+mod params;
+mod resolver;
+mod response;
+mod roles;
+mod session;
 
 pub use error::{StsError, StsErrorCode};
+pub use keyring::{MAX_SESSION_TOKEN_LEN, SessionKey, SessionKeyring};
+pub use layer::{DEFAULT_ACCOUNT_ID, DEFAULT_STS_BODY_LIMIT, ResponseFuture, StsLayer, StsService};
+pub use params::{DEFAULT_DURATION, MAX_DURATION, MIN_DURATION, STS_VERSION};
+pub use resolver::{NoFallback, SessionCredentials};
+pub use response::STS_NAMESPACE;
+pub use roles::{ClaimCondition, MAX_ROLE_SESSION, MIN_ROLE_SESSION, Role, Roles};
+pub use session::{IssuedCredentials, OpenedSession, SessionClaims};
