@@ -328,7 +328,11 @@ impl StaticUserConfig {
         if self.subject.is_empty() {
             return Err("subject is empty".to_owned());
         }
-        let secret = load_secret(&self.secret, &self.secret_env, &self.secret_file)?;
+        let secret = load_secret(
+            self.secret.as_deref(),
+            self.secret_env.as_deref(),
+            self.secret_file.as_deref(),
+        )?;
         Ok(StaticUser {
             access_key_id: self.access_key_id.clone(),
             secret,
@@ -341,18 +345,14 @@ impl StaticUserConfig {
 /// Loads the secret of a configuration entry from exactly one of its `secret`,
 /// `secret_env` and `secret_file` fields; errors name the field.
 pub(crate) fn load_secret(
-    secret: &Option<String>,
-    secret_env: &Option<String>,
-    secret_file: &Option<PathBuf>,
+    secret: Option<&str>,
+    secret_env: Option<&str>,
+    secret_file: Option<&Path>,
 ) -> Result<s3_tower::auth::SecretKey, String> {
     let mut sources: Vec<(SecretSource, &'static str)> = [
-        secret.clone().map(|s| (SecretSource::Inline(s), "secret")),
-        secret_env
-            .clone()
-            .map(|v| (SecretSource::Env(v), "secret_env")),
-        secret_file
-            .clone()
-            .map(|p| (SecretSource::File(p), "secret_file")),
+        secret.map(|s| (SecretSource::Inline(s.to_owned()), "secret")),
+        secret_env.map(|v| (SecretSource::Env(v.to_owned()), "secret_env")),
+        secret_file.map(|p| (SecretSource::File(p.to_owned()), "secret_file")),
     ]
     .into_iter()
     .flatten()

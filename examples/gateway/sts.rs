@@ -173,8 +173,12 @@ impl StsConfig {
         }
         let mut keys = Vec::new();
         for (i, key) in self.keys.iter().enumerate() {
-            let secret = load_secret(&key.secret, &key.secret_env, &key.secret_file)
-                .map_err(|e| format!("sts.keys[{i}] ({}): {e}", key.id))?;
+            let secret = load_secret(
+                key.secret.as_deref(),
+                key.secret_env.as_deref(),
+                key.secret_file.as_deref(),
+            )
+            .map_err(|e| format!("sts.keys[{i}] ({}): {e}", key.id))?;
             keys.push(
                 SessionKey::from_base64(&key.id, secret.expose())
                     .map_err(|e| format!("sts.keys[{i}] ({}): {e}", key.id))?,
