@@ -282,10 +282,9 @@ mod tests {
                  exactly one of equals and matches",
             ),
             (
-                format!(
-                    "[[keys]]\nid = \"k\"\nsecret = \"c2hvcnQ=\"\n\
-                     [[roles]]\narn = \"arn:aws:iam::123456789012:role/a\"\n"
-                ),
+                "[[keys]]\nid = \"k\"\nsecret = \"c2hvcnQ=\"\n\
+                 [[roles]]\narn = \"arn:aws:iam::123456789012:role/a\"\n"
+                    .to_owned(),
                 "sts.keys[0] (k):",
             ),
             (
