@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use pin_project_lite::pin_project;
 use s3_tower::authz::{Authorizer, AuthzError, AuthzInput, Decision};
 use s3_tower::core::S3Operation;
+use s3_tower::sts::StsCall;
 use tower::{Layer, Service};
 
 const REQUESTS: &str = "s3_tower_requests_total";
@@ -102,10 +103,16 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let response = ready!(this.inner.poll(cx))?;
-        let operation = response
-            .extensions()
-            .get::<S3Operation>()
-            .map_or("Invalid", |op| op.name());
+        // S3 operations by name; STS calls by their action (`AssumeRoleWithWebIdentity`).
+        let extensions = response.extensions();
+        let operation = extensions.get::<S3Operation>().map_or_else(
+            || {
+                extensions
+                    .get::<StsCall>()
+                    .map_or("Invalid", |call| call.action)
+            },
+            |op| op.name(),
+        );
         let status = response.status().as_u16().to_string();
         metrics::counter!(REQUESTS, "operation" => operation, "status" => status).increment(1);
         metrics::histogram!(DURATION, "operation" => operation)

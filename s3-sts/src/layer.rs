@@ -158,6 +158,17 @@ impl<S> std::fmt::Debug for StsService<S> {
     }
 }
 
+/// What an STS call was, in the extensions of every response [`StsLayer`] writes, for
+/// metrics and access logs outside the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StsCall {
+    /// `AssumeRoleWithWebIdentity`, `GetCallerIdentity`, or `Unknown` when the call named no
+    /// action the endpoint answers.
+    pub action: &'static str,
+    /// The STS error code of a refused call.
+    pub error_code: Option<&'static str>,
+}
+
 /// The response future of [`StsService`].
 pub type ResponseFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
 
@@ -224,27 +235,35 @@ impl Endpoint {
             .unwrap_or_else(RequestId::random);
         let (parts, body) = req.into_parts();
         let now = SystemTime::now();
+        let mut call = StsCall {
+            action: "Unknown",
+            error_code: None,
+        };
         let result = match self.read_body(body).await {
             Ok(bytes) => {
-                self.dispatch(&parts, &bytes, now, request_id.as_str())
+                self.dispatch(&parts, &bytes, now, request_id.as_str(), &mut call)
                     .await
             }
             Err(err) => Err(err),
         };
-        match result {
+        let mut response = match result {
             Ok(response) => response,
             Err(err) => {
                 let code = err.code();
+                call.error_code = Some(code.code);
                 tracing::info!(
                     target: "s3_tower::sts",
                     request_id = request_id.as_str(),
+                    action = call.action,
                     code = code.code,
                     reason = %err,
                     "STS call refused"
                 );
                 response::error(&err, request_id.as_str())
             }
-        }
+        };
+        response.extensions_mut().insert(call);
+        response
     }
 
     async fn read_body<B>(&self, body: B) -> Result<Bytes, StsError>
@@ -271,10 +290,16 @@ impl Endpoint {
         body: &[u8],
         now: SystemTime,
         request_id: &str,
+        call: &mut StsCall,
     ) -> Result<Response<ResBody>, StsError> {
         let query = parts.uri.query().unwrap_or("").as_bytes();
         let params = Params::parse([query, body])?;
-        match params.action()? {
+        let action = params.action()?;
+        call.action = match action {
+            Action::AssumeRoleWithWebIdentity => "AssumeRoleWithWebIdentity",
+            Action::GetCallerIdentity => "GetCallerIdentity",
+        };
+        match action {
             Action::AssumeRoleWithWebIdentity => {
                 self.assume_role(&params.assume_role()?, now, request_id)
                     .await

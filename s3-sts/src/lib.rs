@@ -24,7 +24,9 @@ mod session;
 
 pub use error::{StsError, StsErrorCode};
 pub use keyring::{MAX_SESSION_TOKEN_LEN, SessionKey, SessionKeyring};
-pub use layer::{DEFAULT_ACCOUNT_ID, DEFAULT_STS_BODY_LIMIT, ResponseFuture, StsLayer, StsService};
+pub use layer::{
+    DEFAULT_ACCOUNT_ID, DEFAULT_STS_BODY_LIMIT, ResponseFuture, StsCall, StsLayer, StsService,
+};
 pub use params::{DEFAULT_DURATION, MAX_DURATION, MIN_DURATION, STS_VERSION};
 pub use resolver::{NoFallback, SessionCredentials};
 pub use response::STS_NAMESPACE;

@@ -481,3 +481,51 @@ async fn malformed_calls_get_aws_error_documents() {
         .await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "s3"));
 }
+
+#[tokio::test]
+async fn responses_say_which_call_they_answer() {
+    use s3_sts::StsCall;
+    use tower::ServiceExt as _;
+
+    let validator = Arc::new(
+        JwtValidator::new([IssuerConfig::new("https://idp.example").audience(AUD)]).unwrap(),
+    );
+    let keyring = Arc::new(SessionKeyring::new(SessionKey::generate("k1").unwrap(), []).unwrap());
+    let resolver = SessionCredentials::new(Arc::clone(&keyring));
+    let service = ServiceBuilder::new()
+        .layer(
+            StsLayer::new(validator, Roles::new([]).unwrap(), keyring)
+                .caller_identity(SigV4Verifier::new(resolver)),
+        )
+        .service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"s3"))))
+        });
+    let call = |pairs: &[(&str, &str)]| {
+        let service = service.clone();
+        let request = form(pairs);
+        async move {
+            let response = service.oneshot(request).await.unwrap();
+            response.extensions().get::<StsCall>().copied()
+        }
+    };
+    assert_eq!(
+        call(&[("Action", "Nope"), ("Version", "2011-06-15")]).await,
+        Some(StsCall {
+            action: "Unknown",
+            error_code: Some("InvalidAction")
+        })
+    );
+    assert_eq!(
+        call(&[("Action", "GetCallerIdentity"), ("Version", "2011-06-15")]).await,
+        Some(StsCall {
+            action: "GetCallerIdentity",
+            error_code: Some("MissingAuthenticationToken")
+        })
+    );
+    let s3 = service
+        .clone()
+        .oneshot(Request::get("/bucket/key").body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    assert!(s3.extensions().get::<StsCall>().is_none());
+}
