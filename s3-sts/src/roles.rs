@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_lc_rs::digest;
 use globset::{Glob, GlobMatcher};
+use s3_auth::jwt::claim_at;
 use s3_core::Principal;
 use serde_json::Value;
 
@@ -80,7 +81,7 @@ impl ClaimCondition {
         match self.claim() {
             "sub" => test(&principal.subject),
             "groups" => principal.groups.iter().any(|g| test(g)),
-            path => match claim(&principal.claims, path) {
+            path => match claim_at(&principal.claims, path) {
                 Some(Value::String(s)) => test(s),
                 Some(Value::Array(items)) => items.iter().any(|item| match item {
                     Value::String(s) => test(s),
@@ -94,15 +95,6 @@ impl ClaimCondition {
             },
         }
     }
-}
-
-/// Follows a dotted path (`realm_access.roles`) into the claims.
-fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
-    if let Some(value) = claims.get(path) {
-        return Some(value);
-    }
-    path.split('.')
-        .try_fold(claims, |value, part| value.get(part))
 }
 
 /// A role web identities may assume: its ARN, the tokens it trusts, how long its sessions

@@ -20,4 +20,4 @@ mod validator;
 pub use config::{DEFAULT_ALGORITHMS, IssuerConfig, JwtConfigError};
 pub use jsonwebtoken::Algorithm;
 pub use layer::{JwtLayer, JwtService};
-pub use validator::JwtValidator;
+pub use validator::{JwtValidator, claim_at};

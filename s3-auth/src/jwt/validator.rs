@@ -244,8 +244,10 @@ fn map_error(kind: &ErrorKind) -> AuthError {
     }
 }
 
-/// Follows a dotted path (`realm_access.roles`) into the claims.
-fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
+/// The claim at `path` in `claims`: a key holding a dot itself (`"a.b"`) first, else the
+/// dotted path into nested objects (`realm_access.roles`). The rule every claim mapping of
+/// s3-tower follows (subject, groups, extra claims, STS role conditions).
+pub fn claim_at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     if let Some(value) = claims.get(path) {
         return Some(value);
     }
@@ -254,7 +256,7 @@ fn claim<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 fn map_claims(config: &IssuerConfig, claims: &Value) -> Result<Principal, AuthError> {
-    let subject = match claim(claims, &config.subject_claim) {
+    let subject = match claim_at(claims, &config.subject_claim) {
         Some(Value::String(s)) if !s.is_empty() => format!("{}{s}", config.subject_prefix),
         Some(Value::Number(n)) => format!("{}{n}", config.subject_prefix),
         Some(_) => return Err(AuthError::JwtInvalidClaim(config.subject_claim.clone())),
@@ -262,7 +264,7 @@ fn map_claims(config: &IssuerConfig, claims: &Value) -> Result<Principal, AuthEr
     };
     let groups = match config.groups_claim.as_deref() {
         None => Vec::new(),
-        Some(path) => match claim(claims, path) {
+        Some(path) => match claim_at(claims, path) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(items)) => items
@@ -279,7 +281,7 @@ fn map_claims(config: &IssuerConfig, claims: &Value) -> Result<Principal, AuthEr
         extra.insert("aud".to_owned(), aud.clone());
     }
     for path in &config.extra_claims {
-        if let Some(value) = claim(claims, path) {
+        if let Some(value) = claim_at(claims, path) {
             extra.insert(path.clone(), value.clone());
         }
     }
@@ -300,10 +302,10 @@ mod tests {
     fn dotted_claims() {
         let claims = serde_json::json!({"realm_access": {"roles": ["a", "b"]}, "a.b": 1});
         assert_eq!(
-            claim(&claims, "realm_access.roles"),
+            claim_at(&claims, "realm_access.roles"),
             Some(&serde_json::json!(["a", "b"]))
         );
-        assert_eq!(claim(&claims, "a.b"), Some(&serde_json::json!(1)));
-        assert_eq!(claim(&claims, "realm_access.x"), None);
+        assert_eq!(claim_at(&claims, "a.b"), Some(&serde_json::json!(1)));
+        assert_eq!(claim_at(&claims, "realm_access.x"), None);
     }
 }
