@@ -12,8 +12,8 @@ pub enum StsError {
     /// `Action` is missing or not one this endpoint answers.
     #[error("could not find operation {0}")]
     InvalidAction(String),
-    /// `Version` is not `2011-06-15`.
-    #[error("unsupported Version {0:?}; expected 2011-06-15")]
+    /// `Version` is not `2011-06-15` (AWS answers this as an unknown action too).
+    #[error("Could not find operation for version {0} (this endpoint speaks 2011-06-15)")]
     InvalidVersion(String),
     /// A required parameter is missing.
     #[error("the request must contain the parameter {0}")]
@@ -118,9 +118,11 @@ impl StsError {
     pub fn code(&self) -> StsErrorCode {
         use StatusCode as S;
         match self {
-            Self::InvalidAction(_) => StsErrorCode::sender("InvalidAction", S::BAD_REQUEST),
+            Self::InvalidAction(_) | Self::InvalidVersion(_) => {
+                StsErrorCode::sender("InvalidAction", S::BAD_REQUEST)
+            }
             Self::MissingParameter(_) => StsErrorCode::sender("MissingParameter", S::BAD_REQUEST),
-            Self::InvalidVersion(_) | Self::InvalidParameterValue(_) => {
+            Self::InvalidParameterValue(_) => {
                 StsErrorCode::sender("InvalidParameterValue", S::BAD_REQUEST)
             }
             Self::Validation { .. } | Self::DurationAboveRoleMaximum => {

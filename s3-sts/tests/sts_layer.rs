@@ -433,7 +433,7 @@ async fn malformed_calls_get_aws_error_documents() {
         (
             with(&[("Version", "2012-01-01")], "Version"),
             StatusCode::BAD_REQUEST,
-            "<Code>InvalidParameterValue</Code>",
+            "<Code>InvalidAction</Code>",
         ),
         (
             with(&[("Action", "AssumeRole")], "Action"),
