@@ -21,6 +21,15 @@ pub enum AuthzError {
         /// The resource, as `bucket/key`, `bucket` or `*`.
         resource: String,
     },
+    /// The policy engine allowed a resource, but the session policy of the principal's STS
+    /// session does not (architecture §6: a session policy can only narrow what the role
+    /// allows). Distinct from [`AuthzError::Denied`] in audit events only; the client sees
+    /// the same `AccessDenied`.
+    #[error("access to {resource} denied by the session policy")]
+    SessionPolicyDenied {
+        /// The resource, as `bucket/key`, `bucket` or `*`.
+        resource: String,
+    },
     /// The engine failed or its result is not a boolean.
     #[error("policy evaluation failed: {0}")]
     Engine(String),
@@ -69,6 +78,7 @@ impl AuthzError {
             | Self::NotParsed
             | Self::UnknownOperation
             | Self::Denied { .. }
+            | Self::SessionPolicyDenied { .. }
             | Self::Engine(_)
             | Self::PolicyLoad { .. } => S3Error::new(S3ErrorCode::AccessDenied, "Access Denied"),
         }

@@ -32,8 +32,11 @@ pub const DEFAULT_DELETE_BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// denies. `CopyObject`/`UploadPartCopy` are checked as a read of the source and a write of the
 /// destination; listings with their prefix; `DeleteObjects` key by key — its XML body is read
 /// (up to a limit) and the **whole request is refused** when any key is denied, so a batch
-/// either runs as sent or not at all. Every decision is logged as an audit event (target
-/// `s3_tower::audit`).
+/// either runs as sent or not at all. When the principal's STS session carries a session
+/// policy ([`s3_core::SessionPolicy`]), every resource, each `DeleteObjects` key included,
+/// must also be allowed by it: it can only narrow what the authorizer allows. Every decision
+/// is logged as an audit event (target `s3_tower::audit`), whose `reason` says whether the
+/// policy or the session policy denied.
 ///
 /// # Example
 ///
@@ -199,6 +202,12 @@ where
         .extensions
         .get::<ClientAddr>()
         .map(|addr| addr.ip().to_string());
+    // A session policy narrows what the engine allows: each resource (each key of a
+    // `DeleteObjects`) must be allowed by both.
+    let session_policy = principal
+        .session
+        .as_ref()
+        .and_then(|session| session.policy.as_deref());
     let mut deleted_from = None;
     for (index, access) in resources.iter().enumerate() {
         if let Resource::ObjectsInBody { bucket } = &access.resource {
@@ -208,6 +217,13 @@ where
         let mut input = AuthzInput::for_resource(principal, s3, &parts.method, access, index);
         input.source_ip.clone_from(&source_ip);
         require_allow(authorizer, &input)?;
+        if let Some(policy) = session_policy
+            && !policy.allows(access, s3)
+        {
+            return Err(AuthzError::SessionPolicyDenied {
+                resource: input.resource(),
+            });
+        }
     }
     let Some(bucket) = deleted_from else {
         return Ok(AuthzBody::streaming(body));
@@ -228,6 +244,17 @@ where
             AuthzInput::for_deleted_key(principal, s3, &parts.method, bucket, &key, version_id);
         input.source_ip.clone_from(&source_ip);
         require_allow(authorizer, &input)?;
+        if let Some(policy) = session_policy
+            && !policy.allows_arn(
+                &input.iam_action,
+                &format!("arn:aws:s3:::{bucket}/{key}"),
+                s3,
+            )
+        {
+            return Err(AuthzError::SessionPolicyDenied {
+                resource: input.resource(),
+            });
+        }
     }
     Ok(AuthzBody::buffered(bytes))
 }

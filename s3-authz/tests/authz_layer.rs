@@ -1500,3 +1500,261 @@ async fn source_ip_reaches_every_resource_of_a_request() {
             .all(|i| i.source_ip.as_deref() == Some("192.0.2.10"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Session policies
+// ---------------------------------------------------------------------------------------------
+
+/// Alice's home under `data/home/alice/`: list it, read, write and delete in it.
+const ALICE_HOME_SESSION: &str = r#"{
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "ListHome", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": "arn:aws:s3:::data",
+         "Condition": {"StringLike": {"s3:prefix": ["home/alice/*", "home/alice"]}}},
+        {"Sid": "UseHome", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": "arn:aws:s3:::data/home/alice/*"}
+    ]
+}"#;
+
+/// `principal` with an STS session narrowed by `policy` (a session policy document).
+fn with_session_policy(mut principal: Principal, policy: &str) -> Principal {
+    principal.session = Some(s3_core::Session {
+        role_arn: "arn:aws:iam::000000000000:role/admins".to_owned(),
+        session_name: "alice-laptop".to_owned(),
+        policy: Some(Arc::new(s3_core::SessionPolicy::parse(policy).unwrap())),
+    });
+    principal
+}
+
+impl Outcome {
+    /// Denied by the session policy: the client sees the usual `AccessDenied`, the audit
+    /// event says why.
+    fn assert_denied_by_session_policy(&self, resource: &str) {
+        self.assert_denied();
+        assert_eq!(self.audit.len(), 1, "{:#?}", self.audit);
+        assert_eq!(
+            self.audit[0].get("reason"),
+            Some(format!("access to {resource} denied by the session policy").as_str()),
+            "{:#?}",
+            self.audit
+        );
+        assert!(!self.body.contains("session"), "{}", self.body);
+    }
+}
+
+#[tokio::test]
+async fn a_session_policy_narrows_an_admin_to_one_prefix() {
+    let stack = Stack::seed().principal(with_session_policy(admin(), ALICE_HOME_SESSION));
+
+    // Inside: allowed, as the seed policy allows an admin everything.
+    for req in [
+        request(Method::GET, "/data/home/alice/a.txt"),
+        request(Method::HEAD, "/data/home/alice/a.txt"),
+        request_with_body(Method::PUT, "/data/home/alice/new.txt", "x"),
+        request(Method::DELETE, "/data/home/alice/old.txt"),
+        request(Method::GET, "/data?list-type=2&prefix=home/alice/"),
+        request(
+            Method::GET,
+            "/data?list-type=2&prefix=home/alice/2025/&delimiter=/",
+        ),
+        request(Method::GET, "/data?prefix=home/alice"),
+    ] {
+        let uri = req.uri().clone();
+        let out = stack.send(req).await;
+        out.assert_allowed();
+        out.assert_audit(
+            "allow",
+            Some("root"),
+            Some(out.inner[0].s3.operation.name()),
+        );
+        assert_eq!(out.inputs.len(), 1, "{uri}");
+    }
+
+    // Outside: denied, though the seed policy allowed (it was asked first).
+    for (req, resource) in [
+        (
+            request(Method::GET, "/data/home/bob/a.txt"),
+            "data/home/bob/a.txt",
+        ),
+        (
+            request_with_body(Method::PUT, "/data/shared.txt", "x"),
+            "data/shared.txt",
+        ),
+        (
+            request(Method::GET, "/other/home/alice/a.txt"),
+            "other/home/alice/a.txt",
+        ),
+        (request(Method::GET, "/data/home/alice"), "data/home/alice"),
+        // Actions the session policy does not name, inside the prefix.
+        (
+            request(Method::GET, "/data/home/alice/a.txt?tagging"),
+            "data/home/alice/a.txt",
+        ),
+        (
+            request(Method::GET, "/data/home/alice/a.txt?versionId=v1"),
+            "data/home/alice/a.txt",
+        ),
+        (
+            request(Method::GET, "/data?list-type=2&prefix=home/bob/"),
+            "data",
+        ),
+        // Listing without a prefix: s3:prefix is absent, the positive condition fails.
+        (request(Method::GET, "/data?list-type=2"), "data"),
+        (request(Method::GET, "/"), "*"),
+        (request(Method::DELETE, "/data"), "data"),
+    ] {
+        let out = stack.send(req).await;
+        out.assert_denied_by_session_policy(resource);
+        assert_eq!(out.inputs.len(), 1, "the policy engine is asked first");
+        assert_eq!(out.audit[0].get("decision"), Some("deny"));
+    }
+}
+
+#[tokio::test]
+async fn a_copy_from_outside_the_session_policy_is_denied() {
+    let stack = Stack::seed().principal(with_session_policy(admin(), ALICE_HOME_SESSION));
+
+    let mut req = request(Method::PUT, "/data/home/alice/copy.txt");
+    req.headers_mut().insert(
+        "x-amz-copy-source",
+        "/data/home/alice/a.txt".parse().unwrap(),
+    );
+    stack.send(req).await.assert_allowed();
+
+    // The source is outside: denied after both sides were allowed by the engine.
+    let mut req = request(Method::PUT, "/data/home/alice/copy.txt");
+    req.headers_mut().insert(
+        "x-amz-copy-source",
+        "/data/home/bob/secret.txt".parse().unwrap(),
+    );
+    let out = stack.send(req).await;
+    out.assert_denied_by_session_policy("data/home/bob/secret.txt");
+    assert_eq!(out.inputs.len(), 2);
+
+    // The destination is outside: denied before the source is asked.
+    let mut req = request(Method::PUT, "/data/home/bob/copy.txt");
+    req.headers_mut().insert(
+        "x-amz-copy-source",
+        "/data/home/alice/a.txt".parse().unwrap(),
+    );
+    let out = stack.send(req).await;
+    out.assert_denied_by_session_policy("data/home/bob/copy.txt");
+    assert_eq!(out.inputs.len(), 1);
+}
+
+#[tokio::test]
+async fn one_delete_key_outside_the_session_policy_refuses_the_whole_batch() {
+    let stack = Stack::seed().principal(with_session_policy(admin(), ALICE_HOME_SESSION));
+
+    let inside = delete_body(
+        "<Object><Key>home/alice/a.txt</Key></Object>\
+         <Object><Key>home/alice/b.txt</Key></Object>",
+    );
+    let out = stack.send(delete_objects(&inside)).await;
+    out.assert_allowed();
+    assert_eq!(
+        out.keys_asked(),
+        [Some("home/alice/a.txt"), Some("home/alice/b.txt")]
+    );
+
+    let mixed = delete_body(
+        "<Object><Key>home/alice/a.txt</Key></Object>\
+         <Object><Key>home/bob/b.txt</Key></Object>\
+         <Object><Key>home/alice/c.txt</Key></Object>",
+    );
+    let out = stack.send(delete_objects(&mixed)).await;
+    out.assert_denied_by_session_policy("data/home/bob/b.txt");
+    assert!(
+        out.body.contains("<Resource>/data</Resource>"),
+        "{}",
+        out.body
+    );
+    assert_eq!(
+        out.keys_asked(),
+        [Some("home/alice/a.txt"), Some("home/bob/b.txt")]
+    );
+
+    // A versioned key needs s3:DeleteObjectVersion, which the session policy does not grant.
+    let versioned =
+        delete_body("<Object><Key>home/alice/a.txt</Key><VersionId>v1</VersionId></Object>");
+    let out = stack.send(delete_objects(&versioned)).await;
+    out.assert_denied_by_session_policy("data/home/alice/a.txt");
+}
+
+#[tokio::test]
+async fn a_session_policy_cannot_widen_access() {
+    const EVERYTHING: &str = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}"#;
+    // The seed policy lets a reader read only; the session policy allows everything.
+    let stack = Stack::seed().principal(with_session_policy(reader(), EVERYTHING));
+    stack
+        .send(request(Method::GET, "/data/a.txt"))
+        .await
+        .assert_allowed();
+    for req in [
+        request_with_body(Method::PUT, "/data/a.txt", "x"),
+        request(Method::DELETE, "/data/a.txt"),
+        request(Method::PUT, "/new-bucket"),
+        delete_objects(&delete_body("<Object><Key>a.txt</Key></Object>")),
+    ] {
+        let out = stack.send(req).await;
+        out.assert_denied();
+        // Denied by the policy engine, not the session policy.
+        let reason = out.audit[0].get("reason").unwrap();
+        assert!(reason.starts_with("access denied to "), "{reason}");
+    }
+    // A nobody stays a nobody.
+    let out = Stack::seed()
+        .principal(with_session_policy(nobody(), EVERYTHING))
+        .send(request(Method::GET, "/data/a.txt"))
+        .await;
+    out.assert_denied();
+    assert_eq!(
+        out.audit[0].get("reason"),
+        Some("access denied to data/a.txt")
+    );
+}
+
+#[tokio::test]
+async fn a_session_without_a_policy_is_not_narrowed() {
+    let mut root = admin();
+    root.session = Some(s3_core::Session {
+        role_arn: "arn:aws:iam::000000000000:role/admins".to_owned(),
+        session_name: "s".to_owned(),
+        policy: None,
+    });
+    let stack = Stack::seed().principal(root);
+    stack
+        .send(request_with_body(Method::PUT, "/data/shared.txt", "x"))
+        .await
+        .assert_allowed();
+    stack
+        .send(delete_objects(&delete_body(
+            "<Object><Key>x</Key></Object>",
+        )))
+        .await
+        .assert_allowed();
+}
+
+#[tokio::test]
+async fn an_explicit_deny_in_the_session_policy_wins() {
+    const ALL_BUT_SECRETS: &str = r#"{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::data/secret/*"}]}"#;
+    let stack = Stack::new(AllowAll).principal(with_session_policy(admin(), ALL_BUT_SECRETS));
+    stack
+        .send(request(Method::GET, "/data/public/a.txt"))
+        .await
+        .assert_allowed();
+    stack
+        .send(request(Method::GET, "/data/secret/a.txt"))
+        .await
+        .assert_denied_by_session_policy("data/secret/a.txt");
+    let out = stack
+        .send(delete_objects(&delete_body(
+            "<Object><Key>public/a</Key></Object><Object><Key>secret/b</Key></Object>",
+        )))
+        .await;
+    out.assert_denied_by_session_policy("data/secret/b");
+}
