@@ -898,6 +898,94 @@ fn jwt_claims(token: &str) -> serde_json::Value {
     serde_json::from_slice(&payload).expect("the JWT payload is JSON")
 }
 
+/// The `--dev` acceptance check of STS: the environment the gateway prints (web identity
+/// token file, role ARN, session name, endpoint, region) is all the AWS CLI and boto3 need —
+/// no key anywhere. The admin token's session may create a bucket; the reader token's may
+/// list it but not write.
+#[test]
+fn dev_mode_printed_sts_environment_needs_no_key() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let gateway = start_dev_gateway(dir.path(), "gateway --dev sts", &[]);
+    wait_for_log_line(&gateway, &["export AWS_ROLE_SESSION_NAME="]);
+    let log = strip_ansi(&gateway.child.log());
+    let banner = log
+        .split("temporary credentials from STS")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no STS part in the banner:\n{log}"));
+    // `export A=1 B=2` lines, up to `aws s3 ls`.
+    let env: Vec<(String, String)> = banner
+        .lines()
+        .map(str::trim)
+        .take_while(|l| *l != "aws s3 ls")
+        .filter_map(|l| l.strip_prefix("export "))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_ROLE_SESSION_NAME",
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION"
+        ],
+        "{banner}"
+    );
+    let admin_token = &env[0].1;
+    assert!(admin_token.ends_with("admin.jwt"), "{admin_token}");
+
+    // Only the printed variables (no credentials or config file, nothing of the host).
+    let client = |program: &Path, token: &str, home: &Path| {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        for (name, value) in &env {
+            cmd.env(name, value);
+        }
+        cmd.env("AWS_WEB_IDENTITY_TOKEN_FILE", token);
+        cmd
+    };
+    let reader_token = admin_token.replace("admin.jwt", "reader.jwt");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("a HOME");
+    let aws = venv_bin("aws");
+
+    let out = run_captured(client(&aws, admin_token, &home).args(["s3", "mb", "s3://sts-dev"]));
+    assert_success("aws s3 mb (admin session)", &out);
+    let out = run_captured(client(&aws, admin_token, &home).args(["s3", "ls"]));
+    let listing = assert_success("aws s3 ls (admin session)", &out);
+    assert!(listing.contains("sts-dev"), "{listing}");
+    let out = run_captured(client(&venv_bin("python"), admin_token, &home).args([
+        "-c",
+        "import boto3; print([b['Name'] for b in boto3.client('s3').list_buckets()['Buckets']]); \
+         print(boto3.client('sts').get_caller_identity()['Arn'])",
+    ]));
+    let printed = assert_success("boto3 list_buckets (admin session)", &out);
+    assert!(printed.contains("'sts-dev'"), "{printed}");
+    assert!(
+        printed.contains("arn:aws:sts::000000000000:assumed-role/s3-tower-dev/"),
+        "{printed}"
+    );
+
+    // The reader's session lists but cannot write (a fresh HOME: the CLI caches sessions).
+    let home = dir.path().join("home-reader");
+    std::fs::create_dir_all(&home).expect("a HOME");
+    let out = run_captured(client(&aws, &reader_token, &home).args(["s3", "ls"]));
+    assert!(assert_success("aws s3 ls (reader session)", &out).contains("sts-dev"));
+    let out = run_captured(client(&aws, &reader_token, &home).args(["s3", "mb", "s3://not-yours"]));
+    assert!(!out.status.success(), "the reader created a bucket");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AccessDenied"), "{stderr}");
+}
+
 /// `--dev` is also a token issuer: its discovery document and JWKS are on the admin port under
 /// `/dev/oidc`, and the tokens it writes to `<data-dir>/.dev/{admin,reader}.jwt` (mode 0600)
 /// authenticate plain HTTP requests (`Authorization: Bearer`), authorized by the seed policy

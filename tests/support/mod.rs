@@ -527,46 +527,7 @@ pub(crate) struct Gateway {
 impl Gateway {
     /// Writes the config, starts the gateway and waits until it reports ready.
     pub(crate) fn start(config: &GatewayConfig) -> Self {
-        let bin = gateway_bin();
-        let dir = tempfile::tempdir().expect("create a temp dir for the gateway");
-        let data_dir = dir.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("create the gateway's data dir");
-        let config_path = dir.path().join("gateway.toml");
-        let probe = if config.wait_for_readyz {
-            "/readyz"
-        } else {
-            "/healthz"
-        };
-        let (child, port, admin_port) = start_with_retries(
-            "gateway",
-            |port, admin_port| {
-                std::fs::write(
-                    &config_path,
-                    config.to_toml(local(port), local(admin_port), &data_dir),
-                )
-                .expect("write the gateway config");
-                let mut cmd = Command::new(&bin);
-                cmd.arg("--config")
-                    .arg(&config_path)
-                    .current_dir(dir.path())
-                    .env(
-                        "RUST_LOG",
-                        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
-                    );
-                ChildGuard::spawn("gateway", cmd, &dir.path().join("gateway.log"))
-            },
-            |_, admin_port| {
-                http_request(local(admin_port), "GET", probe, &[], Vec::new())
-                    .is_ok_and(|r| r.status == 200)
-            },
-        );
-        Self {
-            port,
-            admin_port,
-            tls: config.tls.is_some(),
-            child,
-            _dir: dir,
-        }
+        Self::start_with_extra_toml(config, "")
     }
 
     /// `http://127.0.0.1:PORT`, or with TLS `https://localhost:PORT` (a name of the test
