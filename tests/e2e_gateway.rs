@@ -2678,6 +2678,64 @@ fn broken_authorization_settings_are_fatal_and_named() {
     }
 }
 
+/// A wrong `[sts]` setting stops the gateway at startup (exit 1) with a message naming it:
+/// roles without a key or without any token issuer, a role trusting every issuer when there
+/// are several, and a static user whose key has the ASIA prefix of session keys.
+#[test]
+fn broken_sts_settings_are_fatal_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = |extra: &str| {
+        config_toml(
+            None,
+            local(free_port()),
+            &dir.path().join("data"),
+            false,
+            "http://127.0.0.1:9",
+            MOTO_CREDENTIALS,
+            extra,
+        )
+    };
+    let issuer = |name: &str| {
+        format!(
+            "[[auth.jwt.issuers]]\nissuer = \"https://{name}.example.com\"\naudiences = [\"s3\"]\n"
+        )
+    };
+    let key =
+        "[[sts.keys]]\nid = \"k1\"\nsecret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+    let role = "[[sts.roles]]\narn = \"arn:aws:iam::000000000000:role/analytics\"\n";
+    let cases = [
+        (
+            issuer("a") + role,
+            "gateway: sts: sts.keys is empty".to_owned(),
+        ),
+        (
+            format!("{key}{role}"),
+            "gateway: sts: [[sts.roles]] need token issuers ([[auth.jwt.issuers]])".to_owned(),
+        ),
+        (
+            format!("{}{}{key}{role}", issuer("a"), issuer("b")),
+            "gateway: sts: sts.roles[0] (arn:aws:iam::000000000000:role/analytics): set \
+             issuers: 2 token issuers are trusted"
+                .to_owned(),
+        ),
+        (
+            format!(
+                "{}{key}{role}[[auth.static_users]]\naccess_key_id = \"ASIAMADEUPSTATIC0001\"\n\
+                 secret = \"s\"\nsubject = \"u\"\n",
+                issuer("a")
+            ),
+            "gateway: auth.static_users: access key id ASIAMADEUPSTATIC0001 starts with ASIA"
+                .to_owned(),
+        ),
+    ];
+    let path = dir.path().join("gateway.toml");
+    for (extra, expected) in cases {
+        eprintln!("case: {extra}");
+        std::fs::write(&path, config(&extra)).expect("write gateway.toml");
+        assert_startup_fails_saying(dir.path(), &path, &[], &expected);
+    }
+}
+
 /// A wrong `[auth.jwt]` setting stops the gateway at startup (exit 1) with a message naming the
 /// issuer (or the header).
 #[test]

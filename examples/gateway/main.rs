@@ -37,7 +37,7 @@ use s3_tower::core::{ClientAddr, DrainBodyLayer, RequestId, S3RequestLayer, S3Re
 use s3_tower::resign::{
     Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
 };
-use s3_tower::sts::{SessionCredentials, SessionKeyring, StsLayer};
+use s3_tower::sts::{Roles, SessionCredentials, SessionKeyring, StsLayer};
 use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -169,6 +169,7 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         None
     };
     let jwt_issuers_configured = !jwt_issuers.is_empty();
+    let issuer_count = jwt_issuers.len() + usize::from(dev_idp.is_some());
     let jwt_validator = jwt_validator(jwt_issuers, &jwt_header, dev_idp.as_ref())?;
     let jwt = jwt_validator
         .as_ref()
@@ -179,12 +180,14 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
             dev_idp
                 .as_ref()
                 .map(|idp| (cfg.server.data_dir.as_path(), idp.issuer())),
+            issuer_count,
         )
         .map_err(|e| format!("sts: {e}"))?;
     let (sigv4, verifier) = sigv4_layer(
         &cfg.auth,
         users,
-        sts.as_ref().map(|sts| Arc::clone(&sts.keyring)),
+        sts.as_ref()
+            .map(|sts| (Arc::clone(&sts.keyring), sts.roles.clone())),
         cfg.server.listen,
         dev || jwt_issuers_configured,
     )?;
@@ -502,17 +505,22 @@ fn jwt_validator(
 }
 
 /// The SigV4 layer for `users` (static users of the configuration, and the `--dev` users)
-/// and, with a `keyring`, the temporary credentials of STS sessions; with the anonymous and
-/// region settings of `[auth]`. `jwt`: whether bearer tokens are accepted too. Also returns
-/// its verifier, for STS `GetCallerIdentity`.
+/// and, with `sessions` (keyring and roles), the temporary credentials of STS sessions;
+/// with the anonymous and region settings of `[auth]`. `jwt`: whether bearer tokens are
+/// accepted too. Also returns its verifier, for STS `GetCallerIdentity`.
 fn sigv4_layer(
     auth: &AuthConfig,
     users: Vec<StaticUser>,
-    keyring: Option<Arc<SessionKeyring>>,
+    sessions: Option<(Arc<SessionKeyring>, Roles)>,
     listen: SocketAddr,
     jwt: bool,
 ) -> Result<(SigV4Layer, SigV4Verifier), BoxError> {
     let region = auth.checked_region()?;
+    let users_with_session_prefix: Vec<String> = users
+        .iter()
+        .filter(|u| u.access_key_id.starts_with("ASIA"))
+        .map(|u| u.access_key_id.clone())
+        .collect();
     let credentials = StaticCredentials::new(users)?;
     if auth.allow_anonymous {
         tracing::warn!(
@@ -528,8 +536,24 @@ fn sigv4_layer(
         region = region.unwrap_or("any"),
         "SigV4 authentication"
     );
-    let resolver: Arc<dyn CredentialResolver> = match keyring {
-        Some(keyring) => Arc::new(SessionCredentials::new(keyring).fallback(credentials)),
+    let resolver: Arc<dyn CredentialResolver> = match sessions {
+        Some((keyring, roles)) => {
+            // Temporary credentials own the ASIA prefix: a static key with it would never be
+            // looked up without a session token, and with one it is a session's.
+            if let Some(user) = users_with_session_prefix.first() {
+                return Err(format!(
+                    "auth.static_users: access key id {user} starts with ASIA, the prefix of \
+                     STS session keys; choose another"
+                )
+                .into());
+            }
+            // A session of a role removed from the configuration ends at once.
+            Arc::new(
+                SessionCredentials::new(keyring)
+                    .roles(roles)
+                    .fallback(credentials),
+            )
+        }
         None => Arc::new(credentials),
     };
     let mut verifier = SigV4Verifier::from_arc(resolver);

@@ -150,8 +150,14 @@ pub(crate) struct Sts {
 impl StsConfig {
     /// The STS setup, or `None` without roles (STS calls are then refused as unknown
     /// operations). `dev`: the `--dev` data directory and issuer, adding the dev role and a
-    /// session key kept in `<data-dir>/.dev/sts-session.key`.
-    pub(crate) fn build(&self, dev: Option<(&Path, &str)>) -> Result<Option<Sts>, String> {
+    /// session key kept in `<data-dir>/.dev/sts-session.key`. `issuers`: how many token
+    /// issuers the gateway trusts; with more than one, every role must name its issuers,
+    /// or the users of one could assume it with the names (subject, groups) of another's.
+    pub(crate) fn build(
+        &self,
+        dev: Option<(&Path, &str)>,
+        issuers: usize,
+    ) -> Result<Option<Sts>, String> {
         if self.roles.is_empty() && dev.is_none() {
             if !self.keys.is_empty() {
                 return Err("sts.keys is set but there is no [[sts.roles]]".to_owned());
@@ -166,6 +172,14 @@ impl StsConfig {
         }
         let mut roles = Vec::new();
         for (i, role) in self.roles.iter().enumerate() {
+            if issuers > 1 && role.issuers.is_empty() {
+                return Err(format!(
+                    "sts.roles[{i}] ({}): set issuers: {issuers} token issuers are trusted, and \
+                     a role trusting all of them would let the users of one assume it with the \
+                     names of another's",
+                    role.arn
+                ));
+            }
             roles.push(
                 role.role()
                     .map_err(|e| format!("sts.roles[{i}] ({}): {e}", role.arn))?,
@@ -252,7 +266,7 @@ mod tests {
              [[roles.conditions]]\nclaim = \"groups\"\nequals = \"data-eng\"\n\
              [[roles.conditions]]\nclaim = \"sub\"\nmatches = \"svc-*\"\n"
         ));
-        let sts = cfg.build(None).unwrap().unwrap();
+        let sts = cfg.build(None, 1).unwrap().unwrap();
         assert_eq!(sts.keyring.current_id(), "k2");
         let role = sts
             .roles
@@ -262,7 +276,7 @@ mod tests {
         assert!(format!("{:?}", cfg.keys).contains("secret: Some(\"..\")"));
         assert!(!format!("{:?}", cfg.keys).contains(key));
 
-        assert!(config("").build(None).unwrap().is_none());
+        assert!(config("").build(None, 1).unwrap().is_none());
         let errors = [
             (
                 format!("[[keys]]\nid = \"k\"\nsecret = \"{key}\"\n"),
@@ -302,8 +316,19 @@ mod tests {
                 "sts.account_id \"42\" is not a 12-digit account id",
             ),
         ];
+        let two_issuers = format!(
+            "[[keys]]\nid = \"k\"\nsecret = \"{key}\"\n\
+             [[roles]]\narn = \"arn:aws:iam::123456789012:role/a\"\n"
+        );
+        let err = config(&two_issuers).build(None, 2).err().unwrap();
+        assert!(
+            err.starts_with("sts.roles[0] (arn:aws:iam::123456789012:role/a): set issuers: 2"),
+            "{err}"
+        );
+        let pinned = two_issuers + "issuers = [\"https://idp\"]\n";
+        assert!(config(&pinned).build(None, 2).unwrap().is_some());
         for (text, expected) in errors {
-            let err = config(&text).build(None).err().unwrap();
+            let err = config(&text).build(None, 1).err().unwrap();
             assert!(err.starts_with(expected), "{err}\nexpected: {expected}");
         }
     }
@@ -313,14 +338,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".dev")).unwrap();
         let sts = StsConfig::default()
-            .build(Some((dir.path(), "http://127.0.0.1:1/dev/oidc")))
+            .build(Some((dir.path(), "http://127.0.0.1:1/dev/oidc")), 1)
             .unwrap()
             .unwrap();
         assert!(sts.roles.get(DEV_ROLE_ARN).is_some());
         let file = dir.path().join(".dev").join("sts-session.key");
         let first = std::fs::read_to_string(&file).unwrap();
         StsConfig::default()
-            .build(Some((dir.path(), "http://127.0.0.1:1/dev/oidc")))
+            .build(Some((dir.path(), "http://127.0.0.1:1/dev/oidc")), 1)
             .unwrap()
             .unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), first, "reused");

@@ -3,6 +3,9 @@
 
 use http::StatusCode;
 use s3_auth::AuthError;
+use s3_core::SessionPolicyError;
+
+use crate::keyring::MAX_SESSION_TOKEN_LEN;
 
 /// Every reason s3-sts refuses a call, a session token or a configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,9 +52,10 @@ pub enum StsError {
     /// The token's claims are rejected (a subject or groups claim missing or malformed).
     #[error("{0}")]
     IdpRejectedClaim(String),
-    /// The identity provider's keys cannot be fetched.
-    #[error("the identity provider could not be reached: {0}")]
-    IdpCommunication(String),
+    /// The identity provider's keys cannot be fetched. The reason (URLs, DNS or TLS
+    /// errors) is logged, never sent to the caller.
+    #[error("the identity provider could not be reached; try again later")]
+    IdpCommunication,
     /// No role of that ARN, or the token may not assume it.
     #[error("Not authorized to perform sts:AssumeRoleWithWebIdentity")]
     AccessDenied,
@@ -63,6 +67,16 @@ pub enum StsError {
         "Packed policy consumes {0}% of allotted space, please use smaller policy for session."
     )]
     PackedPolicyTooLarge(usize),
+    /// The session would not fit in a session token ([`MAX_SESSION_TOKEN_LEN`] characters):
+    /// the token's groups and claims plus the role's groups are too many. Answered as
+    /// `PackedPolicyTooLarge`, as AWS refuses sessions whose tags or policies do not fit.
+    #[error(
+        "The session is too large to issue: its groups and claims (from the web identity \
+         token and the role) would make a session token longer than {max} characters; \
+         reduce the groups the identity provider sends or the role carries.",
+        max = MAX_SESSION_TOKEN_LEN
+    )]
+    SessionTooLarge,
     /// `GetCallerIdentity` failed SigV4 authentication.
     #[error("{0}")]
     Authentication(AuthError),
@@ -84,6 +98,9 @@ pub enum StsError {
     /// The session has expired.
     #[error("the session has expired")]
     SessionExpired,
+    /// The session's role is no longer configured: removing a role ends its sessions.
+    #[error("the session's role is no longer configured")]
+    SessionRoleRemoved,
 
     // --- configuration ------------------------------------------------------------------
     /// A keyring or role setting is unusable.
@@ -141,18 +158,19 @@ impl StsError {
                 StsErrorCode::sender("ExpiredTokenException", S::BAD_REQUEST)
             }
             Self::IdpRejectedClaim(_) => StsErrorCode::sender("IDPRejectedClaim", S::FORBIDDEN),
-            Self::IdpCommunication(_) => {
-                StsErrorCode::sender("IDPCommunicationError", S::BAD_REQUEST)
-            }
+            Self::IdpCommunication => StsErrorCode::sender("IDPCommunicationError", S::BAD_REQUEST),
             Self::AccessDenied => StsErrorCode::sender("AccessDenied", S::FORBIDDEN),
             Self::MalformedPolicyDocument(_) => {
                 StsErrorCode::sender("MalformedPolicyDocument", S::BAD_REQUEST)
             }
-            Self::PackedPolicyTooLarge(_) => {
+            Self::PackedPolicyTooLarge(_) | Self::SessionTooLarge => {
                 StsErrorCode::sender("PackedPolicyTooLarge", S::BAD_REQUEST)
             }
             Self::Authentication(err) => auth_code(err),
-            Self::SessionTokenMalformed | Self::SessionKeyUnknown | Self::SessionTokenInvalid => {
+            Self::SessionTokenMalformed
+            | Self::SessionKeyUnknown
+            | Self::SessionTokenInvalid
+            | Self::SessionRoleRemoved => {
                 StsErrorCode::sender("InvalidClientTokenId", S::FORBIDDEN)
             }
             Self::SessionExpired => StsErrorCode::sender("ExpiredToken", S::BAD_REQUEST),
@@ -171,6 +189,37 @@ impl StsError {
             Self::SessionExpired => AuthError::ExpiredToken,
             Self::Authentication(err) => err.clone(),
             _ => AuthError::InvalidToken,
+        }
+    }
+}
+
+impl StsError {
+    /// The STS error of a web identity token the JWT validator refused. A failure to reach
+    /// the identity provider is logged (at warn) with its reason, which the caller never
+    /// sees.
+    pub(crate) fn from_identity_token(err: AuthError) -> Self {
+        match err {
+            AuthError::JwtExpired => Self::ExpiredIdentityToken,
+            AuthError::JwksUnavailable(why) => {
+                tracing::warn!(
+                    target: "s3_tower::sts",
+                    reason = %why,
+                    "the identity provider's keys could not be fetched"
+                );
+                Self::IdpCommunication
+            }
+            AuthError::JwtMissingClaim(_) | AuthError::JwtInvalidClaim(_) => {
+                Self::IdpRejectedClaim(err.to_string())
+            }
+            other => Self::InvalidIdentityToken(other.to_string()),
+        }
+    }
+
+    /// The STS error of a session policy that does not parse.
+    pub(crate) fn from_session_policy(err: SessionPolicyError) -> Self {
+        match err {
+            SessionPolicyError::TooLarge(percent) => Self::PackedPolicyTooLarge(percent),
+            other => Self::MalformedPolicyDocument(other.to_string()),
         }
     }
 }
@@ -194,5 +243,39 @@ fn auth_code(err: &AuthError) -> StsErrorCode {
         },
         AuthError::SignatureMismatch => StsErrorCode::sender("SignatureDoesNotMatch", S::FORBIDDEN),
         _ => StsErrorCode::sender("IncompleteSignature", S::BAD_REQUEST),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idp_failures_do_not_reach_the_caller() {
+        let err = StsError::from_identity_token(AuthError::JwksUnavailable(
+            "GET http://10.1.2.3:8443/realms/main/certs: dns error: no such host".to_owned(),
+        ));
+        assert_eq!(err, StsError::IdpCommunication);
+        assert_eq!(
+            err.to_string(),
+            "the identity provider could not be reached; try again later"
+        );
+        assert_eq!(err.code().code, "IDPCommunicationError");
+    }
+
+    #[test]
+    fn oversized_sessions_are_a_client_error() {
+        let code = StsError::SessionTooLarge.code();
+        assert_eq!(code.code, "PackedPolicyTooLarge");
+        assert_eq!(code.status, StatusCode::BAD_REQUEST);
+        assert!(
+            StsError::SessionTooLarge
+                .to_string()
+                .contains(&MAX_SESSION_TOKEN_LEN.to_string())
+        );
+        assert_eq!(
+            StsError::SessionRoleRemoved.to_auth_error(),
+            AuthError::InvalidToken
+        );
     }
 }

@@ -192,9 +192,9 @@ impl SessionKeyring {
     /// the session token sealing both the claims and the secret under the current key,
     /// bound to the access key id.
     ///
-    /// Fails with [`StsError::Internal`] if the system random generator fails, a time is
-    /// before 1970, or the token would be longer than [`MAX_SESSION_TOKEN_LEN`] (claims or
-    /// groups far larger than any identity provider sends).
+    /// Fails with [`StsError::SessionTooLarge`] if the token would be longer than
+    /// [`MAX_SESSION_TOKEN_LEN`] (too many or too long groups or claims), and with
+    /// [`StsError::Internal`] if the system random generator fails or a time is before 1970.
     pub fn seal(&self, claims: &SessionClaims) -> Result<IssuedCredentials, StsError> {
         let access_key_id = new_access_key_id()?;
         let secret = new_secret()?;
@@ -209,10 +209,7 @@ impl SessionKeyring {
         let header_len = 2 + key.id.len();
         let sealed_len = header_len + NONCE_LEN + counter.0 + TAG_LEN;
         if TOKEN_ENCODING.encode_len(sealed_len) > MAX_SESSION_TOKEN_LEN {
-            return Err(StsError::Internal(format!(
-                "the session token would be longer than {MAX_SESSION_TOKEN_LEN} characters \
-                 (too many groups or claims)"
-            )));
+            return Err(StsError::SessionTooLarge);
         }
         let mut buf = Zeroizing::new(Vec::with_capacity(sealed_len));
         buf.push(VERSION);

@@ -8,12 +8,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use data_encoding::BASE64URL_NOPAD;
 use http::{Method, Request, Response, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use s3_auth::jwt::JwtValidator;
 use s3_auth::{AuthError, SigV4Verifier};
-use s3_core::{Principal, RequestId, SessionPolicy, SessionPolicyError};
+use s3_core::{Principal, RequestId, SessionPolicy};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -197,8 +198,11 @@ where
     }
 }
 
-/// Whether `req` is an STS call: `/` with `Action` in the query, or a form `POST /`. S3 has
-/// no operation of that shape (a browser-form upload is `multipart/form-data`).
+/// Whether `req` is an STS call: `/` with `Action` in the query, or a form `POST /` whose
+/// query is empty or names only `Action`, `Version` and `X-Amz-*` parameters. S3 has no
+/// operation of that shape: a browser-form upload is `multipart/form-data`, and the S3
+/// `POST`s on a virtual-hosted bucket's `/` carry a sub-resource (`?delete`), whatever
+/// content type the client sends.
 fn is_sts_call<B>(req: &Request<B>) -> bool {
     if req.uri().path() != "/" {
         return false;
@@ -218,7 +222,12 @@ fn is_sts_call<B>(req: &Request<B>) -> bool {
                         .eq_ignore_ascii_case("application/x-www-form-urlencoded")
                 })
             });
-    form_post || (query_action && matches!(*req.method(), Method::GET | Method::POST))
+    let sts_query = req.uri().query().is_none_or(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .all(|(name, _)| matches!(&*name, "Action" | "Version") || name.starts_with("X-Amz-"))
+    });
+    (form_post && sts_query)
+        || (query_action && matches!(*req.method(), Method::GET | Method::POST))
 }
 
 impl Endpoint {
@@ -251,7 +260,8 @@ impl Endpoint {
             Err(err) => {
                 let code = err.code();
                 call.error_code = Some(code.code);
-                tracing::info!(
+                // Debug: unauthenticated callers must not be able to flood the log.
+                tracing::debug!(
                     target: "s3_tower::sts",
                     request_id = request_id.as_str(),
                     action = call.action,
@@ -319,7 +329,7 @@ impl Endpoint {
             .validator
             .validate(&params.token)
             .await
-            .map_err(identity_token_error)?;
+            .map_err(StsError::from_identity_token)?;
         let role = self
             .roles
             .get(&params.role_arn)
@@ -330,10 +340,7 @@ impl Endpoint {
             return Err(StsError::DurationAboveRoleMaximum);
         }
         if let Some(policy) = &params.policy {
-            SessionPolicy::parse(policy).map_err(|err| match err {
-                SessionPolicyError::TooLarge(percent) => StsError::PackedPolicyTooLarge(percent),
-                other => StsError::MalformedPolicyDocument(other.to_string()),
-            })?;
+            SessionPolicy::parse(policy).map_err(StsError::from_session_policy)?;
         }
         let issued_at = whole_seconds(now);
         let claims = SessionClaims {
@@ -360,6 +367,8 @@ impl Endpoint {
             .get("iss")
             .and_then(Value::as_str)
             .unwrap_or("");
+        let token_subject = token_sub(&params.token);
+        let token_subject = token_subject.as_deref().unwrap_or(&principal.subject);
         tracing::info!(
             target: "s3_tower::sts",
             request_id,
@@ -373,7 +382,7 @@ impl Endpoint {
         );
         response::assumed_role(
             &AssumedRole {
-                subject: &principal.subject,
+                subject: token_subject,
                 audience,
                 provider,
                 arn: &assumed_role_arn,
@@ -442,15 +451,23 @@ fn assumed_role_arn(role: &Role, session_name: &str) -> String {
     )
 }
 
-/// The STS error of a web identity token the JWT validator refused.
-fn identity_token_error(err: AuthError) -> StsError {
-    match err {
-        AuthError::JwtExpired => StsError::ExpiredIdentityToken,
-        AuthError::JwksUnavailable(why) => StsError::IdpCommunication(why),
-        AuthError::JwtMissingClaim(_) | AuthError::JwtInvalidClaim(_) => {
-            StsError::IdpRejectedClaim(err.to_string())
-        }
-        other => StsError::InvalidIdentityToken(other.to_string()),
+/// The `sub` claim of `token`, a JWT the validator has verified (so its payload is
+/// authentic), as `SubjectFromWebIdentityToken` reports it: the raw claim, whatever subject
+/// claim and prefix the issuer maps to the principal. `None` if the token has no string or
+/// number `sub`.
+fn token_sub(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Sub {
+        sub: Option<Value>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = BASE64URL_NOPAD
+        .decode(payload.trim_end_matches('=').as_bytes())
+        .ok()?;
+    match serde_json::from_slice::<Sub>(&bytes).ok()?.sub? {
+        Value::String(sub) => Some(sub),
+        Value::Number(sub) => Some(sub.to_string()),
+        _ => None,
     }
 }
 
@@ -501,6 +518,145 @@ mod tests {
         )));
         assert!(!is_sts_call(&request(Method::PUT, "/?Action=x", None)));
         assert!(!is_sts_call(&request(Method::GET, "/?Actions=x", None)));
+    }
+
+    #[test]
+    fn form_posts_with_an_s3_sub_resource_are_not_sts() {
+        let form = Some("application/x-www-form-urlencoded");
+        // DeleteObjects on a virtual-hosted bucket, sent with a form content type.
+        for uri in [
+            "/?delete",
+            "/?delete=",
+            "/?delete&Version=2011-06-15",
+            "/?uploads",
+            "/?x-amz-foo=1",
+            "/?=x",
+        ] {
+            assert!(!is_sts_call(&request(Method::POST, uri, form)), "{uri}");
+        }
+        for uri in [
+            "/",
+            "/?",
+            "/?Version=2011-06-15",
+            "/?Action=GetCallerIdentity&Version=2011-06-15",
+            "/?X-Amz-Date=20261126T000000Z&X-Amz-Security-Token=t",
+        ] {
+            assert!(is_sts_call(&request(Method::POST, uri, form)), "{uri}");
+        }
+    }
+
+    #[test]
+    fn the_token_subject_is_the_raw_sub() {
+        let token = |payload: &str| {
+            format!(
+                "eyJhbGciOiJFUzI1NiJ9.{}.c2ln",
+                BASE64URL_NOPAD.encode(payload.as_bytes())
+            )
+        };
+        assert_eq!(
+            token_sub(&token(r#"{"sub":"etl-bot","email":"x@y"}"#)).as_deref(),
+            Some("etl-bot")
+        );
+        assert_eq!(token_sub(&token(r#"{"sub":42}"#)).as_deref(), Some("42"));
+        assert_eq!(token_sub(&token(r#"{"email":"x@y"}"#)), None);
+        assert_eq!(token_sub(&token(r#"{"sub":["a"]}"#)), None);
+        assert_eq!(token_sub("not-a-jwt"), None);
+        assert_eq!(token_sub("a.!!!.c"), None);
+    }
+
+    /// The events logged while `f` runs: level, target and every field as text.
+    fn logged(f: impl FnOnce()) -> Vec<(tracing::Level, String, String)> {
+        use std::sync::Mutex;
+        use tracing::field::{Field, Visit};
+        use tracing::span::{Attributes, Id, Record};
+        use tracing::{Event, Metadata, Subscriber};
+
+        #[derive(Default)]
+        struct Capture(Arc<Mutex<Vec<(tracing::Level, String, String)>>>);
+        struct Fields(String);
+        impl Visit for Fields {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write as _;
+                let _ = write!(self.0, "{}={value:?} ", field.name());
+            }
+        }
+        impl Subscriber for Capture {
+            fn enabled(&self, _: &Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &Attributes<'_>) -> Id {
+                Id::from_u64(1)
+            }
+            fn record(&self, _: &Id, _: &Record<'_>) {}
+            fn record_follows_from(&self, _: &Id, _: &Id) {}
+            fn event(&self, event: &Event<'_>) {
+                let mut fields = Fields(String::new());
+                event.record(&mut fields);
+                let meta = event.metadata();
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((*meta.level(), meta.target().to_owned(), fields.0));
+            }
+            fn enter(&self, _: &Id) {}
+            fn exit(&self, _: &Id) {}
+        }
+
+        let capture = Capture::default();
+        let events = Arc::clone(&capture.0);
+        tracing::subscriber::with_default(capture, f);
+        events.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn refusals_are_logged_at_debug_and_idp_failures_at_warn() {
+        use s3_auth::jwt::IssuerConfig;
+
+        let validator = Arc::new(
+            JwtValidator::new([IssuerConfig::new("https://idp.example").audience("s3")]).unwrap(),
+        );
+        let keyring =
+            Arc::new(SessionKeyring::new(crate::SessionKey::generate("k1").unwrap(), []).unwrap());
+        let layer = StsLayer::new(validator, Roles::default(), keyring);
+        let request = Request::post("/")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(Bytes::from_static(
+                b"Action=Nope&Version=2011-06-15",
+            )))
+            .unwrap();
+        let events = logged(|| {
+            let future = layer
+                .endpoint
+                .answer::<_, http_body_util::Full<Bytes>>(request);
+            let mut future = std::pin::pin!(future);
+            let poll = future
+                .as_mut()
+                .poll(&mut Context::from_waker(std::task::Waker::noop()));
+            assert!(poll.is_ready());
+        });
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (level, target, fields) = &events[0];
+        assert_eq!(
+            (*level, target.as_str()),
+            (tracing::Level::DEBUG, "s3_tower::sts")
+        );
+        assert!(
+            fields.contains("STS call refused") && fields.contains("InvalidAction"),
+            "{fields}"
+        );
+
+        let detail = "GET http://10.1.2.3/certs: tls handshake eof";
+        let events = logged(|| {
+            let err = StsError::from_identity_token(AuthError::JwksUnavailable(detail.to_owned()));
+            assert!(!err.to_string().contains("10.1.2.3"));
+        });
+        assert_eq!(events.len(), 1, "{events:?}");
+        let (level, target, fields) = &events[0];
+        assert_eq!(
+            (*level, target.as_str()),
+            (tracing::Level::WARN, "s3_tower::sts")
+        );
+        assert!(fields.contains(detail), "{fields}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! them.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::StsError;
@@ -23,9 +24,40 @@ pub(crate) enum Action {
     GetCallerIdentity,
 }
 
+/// The longest `Policy`, in characters (AWS's length constraint on the parameter).
+pub(crate) const MAX_POLICY_LEN: usize = 2048;
+
+/// The parameters whose values are live credentials, never printed.
+const SECRET_PARAMETERS: [&str; 2] = ["WebIdentityToken", "X-Amz-Security-Token"];
+
+/// What `Debug` prints in place of a credential.
+const REDACTED: &str = "<redacted>";
+
 /// Every parameter of a call, each given once.
-#[derive(Debug)]
+///
+/// `Debug` redacts the web identity token and a presigned call's session token.
 pub(crate) struct Params(HashMap<String, String>);
+
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Redacted<'a>(&'a HashMap<String, String>);
+        impl fmt::Debug for Redacted<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.iter().map(|(name, value)| {
+                        let value = if SECRET_PARAMETERS.contains(&name.as_str()) {
+                            REDACTED
+                        } else {
+                            value.as_str()
+                        };
+                        (name, value)
+                    }))
+                    .finish()
+            }
+        }
+        f.debug_tuple("Params").field(&Redacted(&self.0)).finish()
+    }
+}
 
 impl Params {
     /// Parses the `application/x-www-form-urlencoded` pairs of `sources` (the query, then
@@ -151,11 +183,8 @@ impl Params {
             }
         };
         let policy = self.get("Policy");
-        if policy.is_some_and(str::is_empty) {
-            return Err(StsError::Validation {
-                parameter: "policy",
-                constraint: "Member must have length greater than or equal to 1",
-            });
+        if let Some(policy) = policy {
+            check_policy(policy)?;
         }
         Ok(AssumeRoleParams {
             role_arn: role_arn.to_owned(),
@@ -167,14 +196,56 @@ impl Params {
     }
 }
 
+/// `Policy` within AWS's constraints on the parameter, checked before it is parsed: 1 to
+/// [`MAX_POLICY_LEN`] characters of `[\u0009\u000A\u000D\u0020-\u00FF]`.
+fn check_policy(policy: &str) -> Result<(), StsError> {
+    if policy.is_empty() {
+        return Err(StsError::Validation {
+            parameter: "policy",
+            constraint: "Member must have length greater than or equal to 1",
+        });
+    }
+    // Bounded before counting: a longer policy is refused whatever its characters.
+    if policy.len() > MAX_POLICY_LEN * 4 || policy.chars().count() > MAX_POLICY_LEN {
+        return Err(StsError::Validation {
+            parameter: "policy",
+            constraint: "Member must have length less than or equal to 2048",
+        });
+    }
+    if !policy
+        .chars()
+        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FF}'))
+    {
+        return Err(StsError::Validation {
+            parameter: "policy",
+            constraint: "Member must satisfy regular expression pattern: \
+                         [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+        });
+    }
+    Ok(())
+}
+
 /// `AssumeRoleWithWebIdentity`'s parameters, each within AWS's constraints.
-#[derive(Debug)]
+///
+/// `Debug` redacts the web identity token.
 pub(crate) struct AssumeRoleParams {
     pub(crate) role_arn: String,
     pub(crate) session_name: String,
     pub(crate) token: String,
     pub(crate) duration: Option<Duration>,
     pub(crate) policy: Option<String>,
+}
+
+impl fmt::Debug for AssumeRoleParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssumeRoleParams")
+            .field("role_arn", &self.role_arn)
+            .field("session_name", &self.session_name)
+            .field("token", &REDACTED)
+            .field("duration", &self.duration)
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 /// An attacker-chosen string, cut short before it reaches a message.
@@ -288,5 +359,84 @@ mod tests {
             Params::parse([BASE.as_bytes(), b"RoleSessionName=other"]),
             Err(StsError::MalformedRequest(_))
         ));
+    }
+
+    #[test]
+    fn policies_are_checked_before_parsing() {
+        let err = |policy: &str| {
+            let form = form_urlencoded::Serializer::new(BASE.to_owned())
+                .append_pair("Policy", policy)
+                .finish();
+            params(&form).assume_role().unwrap_err()
+        };
+        // Whitespace counts: 3000 characters, most of them padding.
+        let padded = format!("{{{}}}", " ".repeat(2998));
+        assert_eq!(padded.chars().count(), 3000);
+        assert_eq!(
+            err(&padded),
+            StsError::Validation {
+                parameter: "policy",
+                constraint: "Member must have length less than or equal to 2048",
+            }
+        );
+        assert_eq!(
+            err(""),
+            StsError::Validation {
+                parameter: "policy",
+                constraint: "Member must have length greater than or equal to 1",
+            }
+        );
+        let pattern = StsError::Validation {
+            parameter: "policy",
+            constraint: "Member must satisfy regular expression pattern: \
+                         [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+        };
+        for bad in ["{\u{0}}", "{\u{1F}}", "{\"a\":\"\u{100}\"}", "{\u{1F600}}"] {
+            assert_eq!(err(bad), pattern, "{bad:?}");
+        }
+        // At the limit, and every allowed character, pass.
+        let ok = |policy: &str| {
+            let form = form_urlencoded::Serializer::new(BASE.to_owned())
+                .append_pair("Policy", policy)
+                .finish();
+            params(&form).assume_role().unwrap().policy.unwrap()
+        };
+        let at_limit = format!("{{{}}}", " ".repeat(2046));
+        assert_eq!(ok(&at_limit), at_limit);
+        assert_eq!(ok("{\t\n\r \u{FF}~}"), "{\t\n\r \u{FF}~}");
+        // 2048 two-byte characters are 2048 characters.
+        let wide = "\u{E9}".repeat(2048);
+        assert_eq!(ok(&wide), wide);
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl";
+        let form = BASE.replace("eyJ.a.b%0A", token) + "&Policy=%7B%7D&X-Amz-Security-Token=sess";
+        let p = params(&form);
+        let shown = format!("{p:?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains("sess\""), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("RoleSessionName"),
+            "{shown}"
+        );
+        let shown = format!(
+            "{:?}",
+            params(&BASE.replace("eyJ.a.b%0A", token))
+                .assume_role()
+                .unwrap()
+        );
+        assert!(!shown.contains(token), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("s1"),
+            "{shown}"
+        );
+        let with_policy = params(&format!(
+            "{}&Policy=%7B%7D",
+            BASE.replace("eyJ.a.b%0A", token)
+        ));
+        let shown = format!("{:?}", with_policy.assume_role().unwrap());
+        assert!(!shown.contains(token) && shown.contains("{}"), "{shown}");
     }
 }

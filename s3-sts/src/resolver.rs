@@ -8,7 +8,9 @@ use s3_auth::{
     AuthError, CredentialRequest, CredentialResolver, ResolveFuture, ResolvedCredentials,
 };
 
+use crate::error::StsError;
 use crate::keyring::{SESSION_KEY_PREFIX, SessionKeyring};
+use crate::roles::Roles;
 
 /// The resolver of a [`SessionCredentials`] without fallback: every long-term access key is
 /// unknown.
@@ -33,9 +35,19 @@ impl CredentialResolver for NoFallback {
 ///   their token); it never reaches the fallback;
 /// - any other access key id goes to the fallback resolver (static users), or is
 ///   `UnknownAccessKey` without one.
+///
+/// # Sessions and role changes
+///
+/// A session carries what its role granted when it was issued: the role's fixed groups
+/// and the conditions the token met are sealed into the token, so changing them affects
+/// new sessions only. Removing a role, though, ends its sessions at once when the resolver
+/// is given the configured roles with [`roles`](Self::roles): a session whose role is no
+/// longer among them is refused (`InvalidToken`). Without it, a session lasts until it
+/// expires whatever becomes of its role.
 #[derive(Debug, Clone)]
 pub struct SessionCredentials<F = NoFallback> {
     keyring: Arc<SessionKeyring>,
+    roles: Option<Arc<Roles>>,
     fallback: F,
 }
 
@@ -44,6 +56,7 @@ impl SessionCredentials {
     pub fn new(keyring: Arc<SessionKeyring>) -> Self {
         Self {
             keyring,
+            roles: None,
             fallback: NoFallback,
         }
     }
@@ -55,8 +68,19 @@ impl<F> SessionCredentials<F> {
     pub fn fallback<G: CredentialResolver>(self, fallback: G) -> SessionCredentials<G> {
         SessionCredentials {
             keyring: self.keyring,
+            roles: self.roles,
             fallback,
         }
+    }
+
+    /// Refuses sessions whose role is not in `roles` (the roles the STS endpoint is
+    /// configured with), so that removing a role ends its sessions at once rather than at
+    /// their expiry. Fixed groups and conditions are sealed at issue time: changing them
+    /// affects new sessions only.
+    #[must_use]
+    pub fn roles(mut self, roles: Roles) -> Self {
+        self.roles = Some(Arc::new(roles));
+        self
     }
 
     /// The keyring tokens are opened with.
@@ -75,6 +99,11 @@ impl<F> SessionCredentials<F> {
             .keyring
             .open(access_key_id, token, now)
             .map_err(|err| err.to_auth_error())?;
+        if let Some(roles) = &self.roles
+            && roles.get(&session.claims.role_arn).is_none()
+        {
+            return Err(StsError::SessionRoleRemoved.to_auth_error());
+        }
         let (principal, secret) = session
             .into_principal()
             .map_err(|err| err.to_auth_error())?;

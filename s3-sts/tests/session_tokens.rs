@@ -25,8 +25,8 @@ use s3_auth::{
 };
 use s3_core::{AuthMethod, Principal};
 use s3_sts::{
-    IssuedCredentials, MAX_SESSION_TOKEN_LEN, SessionClaims, SessionCredentials, SessionKey,
-    SessionKeyring, StsError,
+    IssuedCredentials, MAX_SESSION_TOKEN_LEN, Role, Roles, SessionClaims, SessionCredentials,
+    SessionKey, SessionKeyring, StsError,
 };
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt};
@@ -211,10 +211,10 @@ fn a_policy_that_no_longer_parses_refuses_the_session() {
 fn oversized_sessions_are_not_sealed() {
     let mut claims = claims();
     claims.groups = (0..1000).map(|i| format!("group-{i}")).collect();
-    assert!(matches!(
+    assert_eq!(
         ring_a().seal(&claims).unwrap_err(),
-        StsError::Internal(_)
-    ));
+        StsError::SessionTooLarge
+    );
 }
 
 // --- forgeries -----------------------------------------------------------------------
@@ -696,6 +696,43 @@ async fn resolver_routes_tokens_sessions_and_long_term_keys() {
         resolve(&with_users, "AKIDNOBODY", None).await.unwrap_err(),
         AuthError::UnknownAccessKey
     );
+}
+
+#[tokio::test]
+async fn removing_a_role_ends_its_sessions() {
+    let ring = Arc::new(ring_a());
+    let role_a = claims().role_arn;
+    let role_b = "arn:aws:iam::000000000000:role/other";
+    let issued = ring.seal(&claims()).unwrap();
+    let token = Some(issued.session_token.as_str());
+    let roles = |arns: &[&str]| Roles::new(arns.iter().map(|a| Role::new(*a).unwrap())).unwrap();
+
+    let without_a = SessionCredentials::new(Arc::clone(&ring)).roles(roles(&[role_b]));
+    assert_eq!(
+        resolve(&without_a, &issued.access_key_id, token)
+            .await
+            .unwrap_err(),
+        AuthError::InvalidToken
+    );
+    let no_roles = SessionCredentials::new(Arc::clone(&ring))
+        .roles(roles(&[]))
+        .fallback(users());
+    assert_eq!(
+        resolve(&no_roles, &issued.access_key_id, token)
+            .await
+            .unwrap_err(),
+        AuthError::InvalidToken
+    );
+    // Long-term keys are not sessions of a role.
+    assert!(resolve(&no_roles, STATIC_AK, None).await.is_ok());
+
+    let with_a = SessionCredentials::new(Arc::clone(&ring))
+        .roles(roles(&[&role_a, role_b]))
+        .fallback(users());
+    let ok = resolve(&with_a, &issued.access_key_id, token)
+        .await
+        .unwrap();
+    assert_eq!(ok.principal.session.unwrap().role_arn, role_a);
 }
 
 // --- end to end: SigV4Layer + SessionCredentials ----------------------------------------

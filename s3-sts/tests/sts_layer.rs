@@ -36,6 +36,8 @@ use tower::ServiceBuilder;
 const AUD: &str = "s3-gateway";
 const ROLE: &str = "arn:aws:iam::123456789012:role/analytics";
 const STRICT_ROLE: &str = "arn:aws:iam::123456789012:role/data-eng-only";
+/// A role whose fixed groups do not fit in a session token.
+const BLOATED_ROLE: &str = "arn:aws:iam::123456789012:role/bloated";
 const STATIC_AK: &str = "AKIASTATICEXAMPLE001";
 const STATIC_SK: &str = "static-secret-static-secret-static-secre";
 
@@ -105,7 +107,9 @@ async fn endpoint() -> Endpoint {
         JwtValidator::new([IssuerConfig::new(&idp.issuer)
             .jwks_url(format!("{}/jwks", idp.issuer))
             .audience(AUD)
-            .groups_claim("groups")])
+            .groups_claim("groups")
+            // The principal's subject is `sso:<sub>`; SubjectFromWebIdentityToken stays `sub`.
+            .subject_prefix("sso:")])
         .unwrap(),
     );
     let roles = Roles::new([
@@ -113,6 +117,9 @@ async fn endpoint() -> Endpoint {
         Role::new(STRICT_ROLE)
             .unwrap()
             .condition(ClaimCondition::equals("groups", "data-eng")),
+        (0..1000).fold(Role::new(BLOATED_ROLE).unwrap(), |role, i| {
+            role.group(format!("a-rather-long-fixed-group-name-{i:04}"))
+        }),
     ])
     .unwrap();
     let keyring = Arc::new(SessionKeyring::new(SessionKey::generate("k1").unwrap(), []).unwrap());
@@ -359,15 +366,59 @@ async fn the_sdk_reads_every_refusal_as_its_typed_error() {
         .await
         .unwrap_err();
     assert!(err.is_malformed_policy_document_exception(), "{err:?}");
+    // Longer than the Policy parameter allows (2048 characters), whitespace included:
+    // refused before parsing.
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;
+    let padded = format!("{policy}{}", " ".repeat(3000 - policy.len()));
+    assert_eq!(padded.len(), 3000);
     let huge = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
         "b".repeat(2100)
     );
+    for policy in [&padded, &huge] {
+        let err = sts
+            .assume(ROLE, &good, Some(policy), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ValidationError"), "{err:?}");
+        assert_eq!(
+            err.message(),
+            Some(
+                "1 validation error detected: Value at 'policy' failed to satisfy constraint: \
+                 Member must have length less than or equal to 2048"
+            )
+        );
+    }
     let err = sts
-        .assume(ROLE, &good, Some(&huge), None)
+        .assume(ROLE, &good, Some("{\"Version\":\"\u{2028}\"}"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ValidationError"), "{err:?}");
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("regular expression pattern"),
+        "{err:?}"
+    );
+
+    // A session that does not fit in a session token (the role's 1000 groups).
+    let err = sts
+        .assume(BLOATED_ROLE, &good, None, None)
         .await
         .unwrap_err();
     assert!(err.is_packed_policy_too_large_exception(), "{err:?}");
+    assert!(err.message().unwrap().contains("too large"), "{err:?}");
+    let (status, body) = sts
+        .raw(form(&[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", BLOATED_ROLE),
+            ("RoleSessionName", "etl-run"),
+            ("WebIdentityToken", &good),
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("<Code>PackedPolicyTooLarge</Code>"), "{body}");
 
     // Durations: out of AWS's range, and over the role's maximum (one hour).
     for (duration, message) in [
@@ -480,6 +531,69 @@ async fn malformed_calls_get_aws_error_documents() {
         .raw(Request::get("/bucket/key").body(Full::default()).unwrap())
         .await;
     assert_eq!((status, text.as_str()), (StatusCode::OK, "s3"));
+    // DeleteObjects on a virtual-hosted bucket (`POST /?delete`), even with a form content
+    // type, is S3's.
+    let (status, text) = sts
+        .raw(
+            Request::post("/?delete")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from_static(b"<Delete></Delete>")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (StatusCode::OK, "s3"));
+}
+
+#[tokio::test]
+async fn an_unreachable_identity_provider_is_not_described_to_the_caller() {
+    use tower::ServiceExt as _;
+
+    let idp = Idp::start().await;
+    // Nothing listens on port 1: fetching the keys fails.
+    let issuer = "http://127.0.0.1:1/realms/internal";
+    let validator = Arc::new(
+        JwtValidator::new([IssuerConfig::new(issuer)
+            .jwks_url("http://127.0.0.1:1/realms/internal/certs")
+            .audience(AUD)])
+        .unwrap(),
+    );
+    let keyring = Arc::new(SessionKeyring::new(SessionKey::generate("k1").unwrap(), []).unwrap());
+    let roles = Roles::new([Role::new(ROLE).unwrap()]).unwrap();
+    let service = ServiceBuilder::new()
+        .layer(StsLayer::new(validator, roles, keyring))
+        .service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"s3"))))
+        });
+    let mut claims = idp.claims("etl-bot", &[]);
+    claims["iss"] = json!(issuer);
+    let token = idp.token(&claims);
+    let response = service
+        .oneshot(form(&[
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", ROLE),
+            ("RoleSessionName", "etl-run"),
+            ("WebIdentityToken", &token),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(
+        body.contains("<Code>IDPCommunicationError</Code>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "<Message>the identity provider could not be reached; try again later</Message>"
+        ),
+        "{body}"
+    );
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains("certs"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
