@@ -181,17 +181,19 @@ fn bench_session_policy(c: &mut Criterion) {
 }
 
 /// The worst cases a session's owner can write within the 2,048 packed characters, against a
-/// 1,000-byte key that almost matches every pattern at every position. Printed, no goal: they
-/// bound what one crafted policy costs per resource (a `DeleteObjects` asks per key, up to
-/// 1,000 keys).
+/// 1,024-byte key (the longest) that almost matches every pattern at every position. Printed,
+/// no goal: they bound what one crafted policy costs per resource, and a `DeleteObjects`
+/// asks per key, up to 1,000 keys.
 ///
 /// - one long `?` pattern (the automaton path);
 /// - the same without `?` (the linear path);
-/// - as many `?` patterns as fit, each just under the automaton's threshold (backtracking,
-///   the most steps the budget buys);
-/// - as many short `?` patterns as fit (the most patterns, each a pass over the key).
+/// - as many 36-char `?` patterns as fit (automaton, after both ends are checked);
+/// - as many short `?` patterns as fit, closed by a literal (refused by the end check);
+/// - as many short `?` patterns open at both ends as fit (`arn:*:*:*:*:*?b*`: each a full
+///   pass of the automaton over the key): the worst per key, also timed over a
+///   1,000-key `DeleteObjects`.
 fn worst_case() {
-    let key = "a".repeat(1_000);
+    let key = "a".repeat(1_024);
     let request = parse(&Method::GET, &format!("/data/{key}"));
     let access = &request.resources()[0];
     let many = |pattern: &str| {
@@ -201,16 +203,21 @@ fn worst_case() {
     };
     let long = format!("arn:aws:s3:::data/*?{}b", "a".repeat(500));
     let under = format!("arn:aws:s3:::data/*?{}b", "a".repeat(14));
+    let open = "arn:*:*:*:*:*?b*";
+    let policy_of = |resources: &str, action: &str| {
+        SessionPolicy::parse(&format!(
+            r#"{{"Statement": {{"Effect": "Allow", "Action": "{action}", "Resource": [{resources}]}}}}"#
+        ))
+        .unwrap()
+    };
     for (name, (resources, count)) in [
         ("one 521-char ? pattern", many(&long)),
         ("one 520-char * pattern", many(&long.replacen('?', "", 1))),
         ("36-char ? patterns", many(&under)),
         ("short ? patterns", many("arn:*:s3:::*?b")),
+        ("short open ? patterns", many(open)),
     ] {
-        let policy = SessionPolicy::parse(&format!(
-            r#"{{"Statement": {{"Effect": "Allow", "Action": "s3:GetObject", "Resource": [{resources}]}}}}"#
-        ))
-        .unwrap();
+        let policy = policy_of(&resources, "s3:GetObject");
         assert!(!policy.allows(access, &request));
         let mut times: Vec<Duration> = (0..11)
             .map(|_| {
@@ -223,10 +230,33 @@ fn worst_case() {
             .collect();
         times.sort_unstable();
         println!(
-            "session policy worst case, {name} (x{count}), 1,000-byte key: {:.1} µs",
+            "session policy worst case, {name} (x{count}), 1,024-byte key: {:.1} µs",
             times[times.len() / 2].as_secs_f64() * 1e6
         );
     }
+
+    // A `DeleteObjects` of 1,000 keys of 1,024 bytes, each decided against the worst policy.
+    let (resources, count) = many(open);
+    let policy = policy_of(&resources, "s3:DeleteObject");
+    let batch = parse(&Method::POST, "/data?delete");
+    let arns: Vec<String> = (0..1_000)
+        .map(|i| format!("arn:aws:s3:::data/{i:04}{}", "a".repeat(1_020)))
+        .collect();
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for arn in &arns {
+                assert!(!policy.allows_arn("s3:DeleteObject", black_box(arn), &batch));
+            }
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    println!(
+        "session policy worst case, DeleteObjects of 1,000 1,024-byte keys, short open ? \
+         patterns (x{count}): {:.1} ms",
+        times[times.len() / 2].as_secs_f64() * 1e3
+    );
 }
 
 criterion_group! {

@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use s3_auth::jwt::{IssuerConfig, JwtValidator};
+use s3_auth::jwt::{IssuerConfig, JwtConfigError, JwtValidator};
 use s3_auth::{AuthError, JwtLayer};
 use s3_core::{AuthMethod, Principal};
 use serde_json::{Value, json};
@@ -95,10 +95,11 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// An in-process IdP serving discovery and JWKS; counts JWKS fetches.
+/// An in-process IdP serving discovery and JWKS; counts JWKS fetches. The JWKS answer is
+/// a status and a body, so that it can also fail.
 struct Idp {
     issuer: String,
-    jwks: Arc<Mutex<Value>>,
+    jwks: Arc<Mutex<(StatusCode, String)>>,
     jwks_hits: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -110,7 +111,7 @@ impl Idp {
         let jwks_hits = Arc::new(AtomicUsize::new(0));
         let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
         let hits = Arc::clone(&jwks_hits);
-        let jwks = Arc::new(Mutex::new(jwks));
+        let jwks = Arc::new(Mutex::new((StatusCode::OK, jwks.to_string())));
         let served = Arc::clone(&jwks);
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
@@ -123,16 +124,22 @@ impl Idp {
                 let hits = Arc::clone(&hits);
                 let service = service_fn(move |req: Request<Incoming>| {
                     let body = match req.uri().path() {
-                        "/.well-known/openid-configuration" => Some(discovery.to_string()),
+                        "/.well-known/openid-configuration" => {
+                            Some((StatusCode::OK, discovery.to_string()))
+                        }
                         "/jwks" => {
                             hits.fetch_add(1, Ordering::SeqCst);
-                            Some(jwks.lock().unwrap().to_string())
+                            Some(jwks.lock().unwrap().clone())
                         }
                         _ => None,
                     };
                     async move {
                         let response = match body {
-                            Some(body) => Response::new(Full::new(Bytes::from(body))),
+                            Some((status, body)) => {
+                                let mut r = Response::new(Full::new(Bytes::from(body)));
+                                *r.status_mut() = status;
+                                r
+                            }
                             None => {
                                 let mut r = Response::new(Full::new(Bytes::new()));
                                 *r.status_mut() = StatusCode::NOT_FOUND;
@@ -165,8 +172,13 @@ impl Idp {
     }
 
     /// Publishes another JWKS from now on (a key rotation at the IdP).
-    fn set_jwks(&self, jwks: Value) {
-        *self.jwks.lock().unwrap() = jwks;
+    fn set_jwks(&self, jwks: &Value) {
+        *self.jwks.lock().unwrap() = (StatusCode::OK, jwks.to_string());
+    }
+
+    /// Answers JWKS fetches with `status` and `body` from now on (a failing IdP).
+    fn set_jwks_answer(&self, status: StatusCode, body: &str) {
+        *self.jwks.lock().unwrap() = (status, body.to_owned());
     }
 
     fn hits(&self) -> usize {
@@ -448,15 +460,18 @@ async fn second_idp_not_configured() {
         ("alice", "alice")
     );
     assert_eq!(theirs.claims["iss"], other.issuer.as_str());
-    // ... or kept apart by a subject prefix.
-    let v = validator([idp.config(), other.config().subject_prefix("partner:")]);
+    // ... or kept apart by a subject prefix on every issuer.
+    let v = validator([
+        idp.config().subject_prefix("main:"),
+        other.config().subject_prefix("partner:"),
+    ]);
     assert_eq!(v.validate(&token).await.unwrap().subject, "partner:alice");
     assert_eq!(
         v.validate(&rs256(&claims(&idp.issuer)))
             .await
             .unwrap()
             .subject,
-        "alice"
+        "main:alice"
     );
     idp.stop().await;
     other.stop().await;
@@ -548,7 +563,7 @@ async fn background_refresh_follows_the_idp_key_rotation() {
     // The IdP rotates: the RSA key is withdrawn, a new EC key id is published.
     let mut rotated = keys().ec_jwk.clone();
     rotated.common.key_id = Some("ec-2".into());
-    idp.set_jwks(json!({ "keys": [rotated] }));
+    idp.set_jwks(&json!({ "keys": [rotated] }));
     let fetched = idp.hits();
     wait_for(|| idp.hits() >= fetched + 2).await;
 
@@ -588,6 +603,146 @@ async fn background_refresh_off_with_a_zero_interval() {
         .unwrap()
         .unwrap();
     assert_eq!(idp.hits(), 1);
+    idp.stop().await;
+}
+
+/// A prefix on one issuer only would let the main IdP's `partner:alice` be the partner's
+/// `alice`; a prefix starting another's (`p:` and `p:eu:`) collides the same way.
+#[test]
+fn subject_prefixes_that_can_collide_are_refused() {
+    let main = || IssuerConfig::new("https://main.example.com").audience(AUD);
+    let partner = || IssuerConfig::new("https://partner.example.com").audience(AUD);
+    let third = || IssuerConfig::new("https://third.example.com").audience(AUD);
+    let refused = |configs: Vec<IssuerConfig>| JwtValidator::new(configs).unwrap_err();
+
+    let err = refused(vec![main(), partner().subject_prefix("partner:")]);
+    assert_eq!(
+        err,
+        JwtConfigError::SubjectPrefixCollision {
+            issuer: "https://main.example.com".to_owned(),
+            other: "https://partner.example.com".to_owned(),
+            reason: "has no subject prefix while another issuer has one".to_owned(),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "issuer \"https://main.example.com\" has no subject prefix while another issuer has one \
+         (issuer \"https://partner.example.com\"): with several issuers, subject prefixes keep \
+         users apart only if every issuer has a non-empty one and none starts another"
+    );
+    // An empty prefix is no prefix.
+    assert!(matches!(
+        refused(vec![
+            main().subject_prefix(""),
+            partner().subject_prefix("p:")
+        ]),
+        JwtConfigError::SubjectPrefixCollision { .. }
+    ));
+    assert_eq!(
+        refused(vec![
+            main().subject_prefix("p:"),
+            third().subject_prefix("q:"),
+            partner().subject_prefix("p:eu:"),
+        ]),
+        JwtConfigError::SubjectPrefixCollision {
+            issuer: "https://partner.example.com".to_owned(),
+            other: "https://main.example.com".to_owned(),
+            reason: "subject prefix \"p:eu:\" starts with the other's \"p:\"".to_owned(),
+        }
+    );
+    assert!(matches!(
+        refused(vec![
+            main().subject_prefix("x:"),
+            partner().subject_prefix("x:")
+        ]),
+        JwtConfigError::SubjectPrefixCollision { .. }
+    ));
+    // Accepted: one issuer with a prefix, several without, several with distinct ones.
+    JwtValidator::new([main().subject_prefix("main:")]).unwrap();
+    JwtValidator::new([main(), partner()]).unwrap();
+    JwtValidator::new([
+        main().subject_prefix("main:"),
+        partner().subject_prefix("partner:"),
+        third().subject_prefix("third:"),
+    ])
+    .unwrap();
+}
+
+#[tokio::test]
+async fn background_refresh_off_with_an_interval_too_long_to_schedule() {
+    let idp = Idp::standard().await;
+    let v = Arc::new(validator([idp
+        .config()
+        .key_refresh_interval(Duration::MAX)]));
+    v.prefetch().await.unwrap();
+    let refresh = v.spawn_key_refresh();
+    // `Duration::MAX` cannot be added to now: treated as never, and the task ends at once
+    // (it does not panic).
+    tokio::time::timeout(Duration::from_secs(5), refresh)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(idp.hits(), 1);
+    v.validate(&rs256(&claims(&idp.issuer))).await.unwrap();
+    idp.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_background_refresh_keeps_the_cached_keys() {
+    let idp = Idp::standard().await;
+    let issuer = idp.issuer.clone();
+    let v = Arc::new(validator([idp
+        .config()
+        .min_refresh_interval(Duration::from_hours(1))
+        .key_refresh_interval(Duration::from_millis(50))]));
+    v.prefetch().await.unwrap();
+    let refresh = v.spawn_key_refresh();
+    let es = sign(Algorithm::ES256, "ec-1", &keys().ec, &claims(&issuer));
+    for (status, body) in [
+        (StatusCode::INTERNAL_SERVER_ERROR, r#"{"keys": []}"#),
+        (StatusCode::OK, "not json"),
+        (StatusCode::OK, r#"{"keys": "#),
+        (StatusCode::OK, r#"{"no_keys": []}"#),
+    ] {
+        idp.set_jwks_answer(status, body);
+        let fetched = idp.hits();
+        wait_for(|| idp.hits() >= fetched + 2).await;
+        assert_eq!(
+            v.validate(&rs256(&claims(&issuer))).await.unwrap().subject,
+            "alice",
+            "{status} {body}"
+        );
+        assert_eq!(
+            v.validate(&es).await.unwrap().subject,
+            "alice",
+            "{status} {body}"
+        );
+    }
+    refresh.abort();
+    idp.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_jwks_withdraws_every_key() {
+    let idp = Idp::standard().await;
+    let issuer = idp.issuer.clone();
+    let v = Arc::new(validator([idp
+        .config()
+        .min_refresh_interval(Duration::from_hours(1))
+        .key_refresh_interval(Duration::from_millis(50))]));
+    v.prefetch().await.unwrap();
+    let refresh = v.spawn_key_refresh();
+    idp.set_jwks(&json!({ "keys": [] }));
+    let fetched = idp.hits();
+    wait_for(|| idp.hits() >= fetched + 2).await;
+    let es = sign(Algorithm::ES256, "ec-1", &keys().ec, &claims(&issuer));
+    for token in [rs256(&claims(&issuer)), es] {
+        assert_eq!(
+            v.validate(&token).await.unwrap_err(),
+            AuthError::JwtUnknownKey
+        );
+    }
+    refresh.abort();
     idp.stop().await;
 }
 

@@ -39,8 +39,10 @@ struct ObjectXml {
 /// The most keys one `DeleteObjects` request may name (S3's limit).
 pub(crate) const MAX_KEYS: usize = 1000;
 
-/// The `(key, version)` pairs of a `DeleteObjects` body. A key with a dot segment refuses
-/// the whole body, as it would be refused in a path.
+/// The `(key, version)` pairs of a `DeleteObjects` body. A key over
+/// [`s3_core::MAX_KEY_LEN`] bytes (`KeyTooLongError`) or with a dot segment
+/// (`InvalidArgument`) refuses the whole body, as it would be refused in a path
+/// ([`s3_core::Resource::check_object_key`], as [`AuthzError::InvalidKey`]).
 pub(crate) fn parse(body: &[u8]) -> Result<Vec<(String, Option<String>)>, AuthzError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| AuthzError::MalformedXml("the body is not UTF-8".to_owned()))?;
@@ -58,7 +60,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Vec<(String, Option<String>)>, AuthzE
         .objects
         .into_iter()
         .map(|o| {
-            s3_core::check_key_segments(&o.key).map_err(AuthzError::InvalidKey)?;
+            s3_core::Resource::check_object_key(&o.key).map_err(AuthzError::InvalidKey)?;
             Ok((o.key, o.version_id))
         })
         .collect()
@@ -81,6 +83,51 @@ mod tests {
                 ("c & d".to_owned(), Some("v1".to_owned()))
             ]
         );
+    }
+
+    fn delete_body(key: &str) -> Vec<u8> {
+        format!("<Delete><Object><Key>ok</Key></Object><Object><Key>{key}</Key></Object></Delete>")
+            .into_bytes()
+    }
+
+    #[test]
+    fn refuses_keys_over_1024_bytes() {
+        let Err(AuthzError::InvalidKey(err)) =
+            parse(&delete_body(&"k".repeat(s3_core::MAX_KEY_LEN + 1)))
+        else {
+            panic!("a 1025-byte key was accepted");
+        };
+        assert_eq!(err.code(), s3_core::S3ErrorCode::KeyTooLongError);
+        assert_eq!(err.message(), "Your key is too long: at most 1024 bytes");
+        // Counted in bytes, after XML unescaping: 342 three-byte characters.
+        let Err(AuthzError::InvalidKey(err)) = parse(&delete_body(&"日".repeat(342))) else {
+            panic!("a 1026-byte key was accepted");
+        };
+        assert_eq!(err.code(), s3_core::S3ErrorCode::KeyTooLongError);
+        let Err(AuthzError::InvalidKey(err)) =
+            parse(&delete_body(&format!("{}&amp;", "k".repeat(1024))))
+        else {
+            panic!("a 1025-byte key was accepted");
+        };
+        assert_eq!(err.code(), s3_core::S3ErrorCode::KeyTooLongError);
+        // `&amp;` is one byte of the key.
+        let keys = parse(&delete_body(&format!("{}&amp;", "k".repeat(1023)))).unwrap();
+        assert_eq!(keys[1].0.len(), s3_core::MAX_KEY_LEN);
+        let keys = parse(&delete_body(&"k".repeat(s3_core::MAX_KEY_LEN))).unwrap();
+        assert_eq!(keys[1].0.len(), s3_core::MAX_KEY_LEN);
+    }
+
+    #[test]
+    fn refuses_dot_segments_as_windows_and_servlets_read_them() {
+        for key in [
+            "a/../b", "a/.. /b", "a/ ../b", "a/. ", "..;/b", "a/.;x/b", "a/.",
+        ] {
+            let Err(AuthzError::InvalidKey(err)) = parse(&delete_body(key)) else {
+                panic!("{key} was accepted");
+            };
+            assert_eq!(err.code(), s3_core::S3ErrorCode::InvalidArgument, "{key}");
+        }
+        assert!(parse(&delete_body("a/.../b")).is_ok());
     }
 
     #[test]

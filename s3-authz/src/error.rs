@@ -47,7 +47,8 @@ pub enum AuthzError {
     /// A `DeleteObjects` body that is not the expected XML.
     #[error("malformed DeleteObjects body: {0}")]
     MalformedXml(String),
-    /// A `DeleteObjects` key the gateway refuses to forward (a `.` or `..` path segment, see
+    /// A `DeleteObjects` key the gateway refuses to forward: longer than 1024 bytes
+    /// (`KeyTooLongError`) or with a dot segment (`InvalidArgument`, see
     /// [`s3_core::check_key_segments`]).
     #[error("refused DeleteObjects key: {}", .0.message())]
     InvalidKey(S3Error),

@@ -245,11 +245,7 @@ where
         input.source_ip.clone_from(&source_ip);
         require_allow(authorizer, &input)?;
         if let Some(policy) = session_policy
-            && !policy.allows_arn(
-                &input.iam_action,
-                &format!("arn:aws:s3:::{bucket}/{key}"),
-                s3,
-            )
+            && !policy.allows_arn(&input.iam_action, &Resource::object_arn(bucket, &key), s3)
         {
             return Err(AuthzError::SessionPolicyDenied {
                 resource: input.resource(),

@@ -750,6 +750,54 @@ async fn a_delete_key_with_a_dot_segment_refuses_the_batch() {
     assert_eq!(out.keys_asked(), [Some("a..b/.c/...")]);
 }
 
+#[tokio::test]
+async fn a_delete_key_over_1024_bytes_refuses_the_batch() {
+    // As in a path: `KeyTooLongError`, before any key reaches the policy.
+    let long = "k".repeat(s3_core::MAX_KEY_LEN + 1);
+    let body = delete_body(&format!(
+        "<Object><Key>public/ok</Key></Object><Object><Key>{long}</Key></Object>"
+    ));
+    let out = Stack::new(AllowAll)
+        .principal(admin())
+        .send(delete_objects(&body))
+        .await;
+    assert_eq!(out.status, StatusCode::BAD_REQUEST, "{out:#?}");
+    assert_eq!(out.code(), Some("KeyTooLongError"));
+    assert!(out.body.contains("Your key is too long"), "{}", out.body);
+    assert!(out.inner.is_empty() && out.inputs.is_empty());
+    out.assert_audit("deny", Some("root"), Some("DeleteObjects"));
+    // 1024 bytes pass.
+    let key = "k".repeat(s3_core::MAX_KEY_LEN);
+    let body = delete_body(&format!("<Object><Key>{key}</Key></Object>"));
+    let out = Stack::new(AllowAll)
+        .principal(admin())
+        .send(delete_objects(&body))
+        .await;
+    out.assert_allowed();
+    assert_eq!(out.keys_asked(), [Some(key.as_str())]);
+}
+
+/// Windows and servlet spellings of a dot segment refuse the batch too.
+#[tokio::test]
+async fn a_delete_key_with_a_disguised_dot_segment_refuses_the_batch() {
+    for key in [
+        "public/.. /private/a",
+        "public/ ../a",
+        "public/. /a",
+        "public/..;/a",
+        "a/.;x",
+    ] {
+        let body = delete_body(&format!("<Object><Key>{key}</Key></Object>"));
+        let out = Stack::new(AllowAll)
+            .principal(admin())
+            .send(delete_objects(&body))
+            .await;
+        assert_eq!(out.status, StatusCode::BAD_REQUEST, "{key}: {out:#?}");
+        assert_eq!(out.code(), Some("InvalidArgument"), "{key}");
+        assert!(out.inner.is_empty() && out.inputs.is_empty(), "{key}");
+    }
+}
+
 /// `n` `<Object>`s with keys `k0`, `k1`...
 fn numbered_objects(n: usize) -> String {
     use std::fmt::Write as _;

@@ -69,9 +69,23 @@ impl Resource {
         match self {
             Self::Service => "*".to_owned(),
             Self::Bucket { bucket, .. } => format!("arn:aws:s3:::{bucket}"),
-            Self::Object { bucket, key, .. } => format!("arn:aws:s3:::{bucket}/{key}"),
+            Self::Object { bucket, key, .. } => Self::object_arn(bucket, key),
             Self::ObjectsInBody { bucket } => format!("arn:aws:s3:::{bucket}/*"),
         }
+    }
+
+    /// The ARN of one object, `arn:aws:s3:::bucket/key`: what [`Resource::arn`] gives an
+    /// [`Resource::Object`], for keys that are not one (each key of a `DeleteObjects` body).
+    pub fn object_arn(bucket: &str, key: &str) -> String {
+        format!("arn:aws:s3:::{bucket}/{key}")
+    }
+
+    /// The checks an object key named outside the path gets (each key of a `DeleteObjects`
+    /// body): at most [`MAX_KEY_LEN`] bytes (`KeyTooLongError`, the error of a long key in
+    /// the path) and no dot segment ([`check_key_segments`], `InvalidArgument`).
+    pub fn check_object_key(key: &str) -> Result<(), S3Error> {
+        check_key_len(key)?;
+        check_key_segments(key)
     }
 }
 
@@ -285,6 +299,7 @@ impl S3RequestParser {
         if classified.operation.is_object_listing()
             && let Some(prefix) = query.get("prefix")
         {
+            check_prefix_len(prefix)?;
             check_prefix_segments(prefix)?;
         }
         let copy_source = if matches!(
@@ -357,13 +372,19 @@ pub fn decode_key(raw: &str) -> Result<String, S3Error> {
             "the object key does not decode to UTF-8",
         )
     })?;
+    check_key_len(&key)?;
+    Ok(key.into_owned())
+}
+
+/// `KeyTooLongError` for a key over [`MAX_KEY_LEN`] bytes.
+fn check_key_len(key: &str) -> Result<(), S3Error> {
     if key.len() > MAX_KEY_LEN {
         return Err(S3Error::new(
             S3ErrorCode::KeyTooLongError,
             "Your key is too long: at most 1024 bytes",
         ));
     }
-    Ok(key.into_owned())
+    Ok(())
 }
 
 /// Why a key with a dot segment is refused.
@@ -371,23 +392,26 @@ const DOT_SEGMENT_KEY: &str = "the object key has a '.' or '..' path segment, wh
     gateway refuses: a backend storing objects as files or normalising paths could resolve it \
     to another object than the one authorized";
 
-/// Refuses an object key with a `.` or `..` segment between `/` (or `\`) separators:
-/// `../x`, `a/./b`, `a/..`. For S3 such a key is plain bytes, but a backend that stores
+/// Refuses an object key with a dot segment between `/` (or `\`) separators: `../x`,
+/// `a/./b`, `a/..`, `a/.`. For S3 such a key is plain bytes, but a backend that stores
 /// objects as files or normalises request paths resolves it to another object — or another
-/// bucket (`/public/../private/x`) — than the one the policy decided on. `InvalidArgument`.
-/// Other keys, including `a//b`, `.hidden` and `a..b`, pass.
+/// bucket (`/public/../private/x`) — than the one the policy decided on. A dot segment is
+/// also what such a backend may read as one: a segment of only dots and spaces with one or
+/// two dots (`.. `, ` ..`, `. .`: Windows drops trailing dots and spaces), and a segment
+/// starting with `.;` or `..;` (a servlet path parameter, `..;jsessionid=x`).
+/// `InvalidArgument`. Other keys, including `a//b`, `.hidden`, `...` and `a..b`, pass.
 pub fn check_key_segments(key: &str) -> Result<(), S3Error> {
-    if has_dot_segment(key, false) {
+    if has_dot_segment(key) {
         return Err(S3Error::new(S3ErrorCode::InvalidArgument, DOT_SEGMENT_KEY));
     }
     Ok(())
 }
 
-/// Refuses a listing prefix with a `..` segment or a `.` segment before a separator (a final
-/// `.` is the start of a name, as in `logs/.` for dot files, and stays inside the prefix),
-/// for the reason of [`check_key_segments`]. `InvalidArgument`.
+/// Refuses a listing prefix with a dot segment, by the rule and for the reason of
+/// [`check_key_segments`]: a final `.` included (a backend cleaning paths lists the parent
+/// for `home/.`). `InvalidArgument`.
 pub fn check_prefix_segments(prefix: &str) -> Result<(), S3Error> {
-    if has_dot_segment(prefix, true) {
+    if has_dot_segment(prefix) {
         return Err(S3Error::new(
             S3ErrorCode::InvalidArgument,
             "the prefix has a '.' or '..' path segment, which this gateway refuses: a backend \
@@ -398,15 +422,30 @@ pub fn check_prefix_segments(prefix: &str) -> Result<(), S3Error> {
     Ok(())
 }
 
-fn has_dot_segment(value: &str, final_dot_allowed: bool) -> bool {
-    let mut segments = value.split(['/', '\\']).peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        if segment == ".." || (segment == "." && !(last && final_dot_allowed)) {
-            return true;
-        }
+/// A listing prefix longer than a key cannot match any key; refused as the invalid query
+/// parameter it is (`InvalidArgument`), before any policy or backend pattern sees it.
+fn check_prefix_len(prefix: &str) -> Result<(), S3Error> {
+    if prefix.len() > MAX_KEY_LEN {
+        return Err(S3Error::new(
+            S3ErrorCode::InvalidArgument,
+            "the prefix is longer than 1024 bytes, the longest key",
+        ));
     }
-    false
+    Ok(())
+}
+
+fn has_dot_segment(value: &str) -> bool {
+    value.split(['/', '\\']).any(is_dot_segment)
+}
+
+/// `.`, `..`, the same with spaces around or between (`.. `, ` .`, `. .`), or a servlet path
+/// parameter on one (`.;x`, `..;x`).
+fn is_dot_segment(segment: &str) -> bool {
+    if segment.starts_with(".;") || segment.starts_with("..;") {
+        return true;
+    }
+    let dots = segment.bytes().filter(|&b| b == b'.').count();
+    (1..=2).contains(&dots) && segment.bytes().all(|b| b == b'.' || b == b' ')
 }
 
 /// Parses an `x-amz-copy-source` value: `[/]bucket/key[?versionId=id]`, URL-encoded. A key
@@ -449,7 +488,7 @@ pub fn parse_copy_source(value: &[u8]) -> Result<CopySource, S3Error> {
             invalid("the key is not percent-encoded UTF-8")
         }
     })?;
-    if has_dot_segment(&key, false) {
+    if has_dot_segment(&key) {
         return Err(invalid(DOT_SEGMENT_KEY));
     }
     Ok(CopySource {

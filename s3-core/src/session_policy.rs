@@ -73,9 +73,10 @@ impl fmt::Debug for SessionPolicy {
     }
 }
 
-/// The ARN a pattern is matched against for the service resource (`ListAllMyBuckets`, whose
-/// [`Resource::arn`] is `*`): `"Resource": "*"` and `"Resource": "arn:aws:s3:::*"` match it,
-/// a bucket's or an object's ARN pattern does not.
+/// The service resource (`ListAllMyBuckets`, whose [`Resource::arn`] is `*`) has no ARN of
+/// its own: only a resource pattern of exactly `*` or this one names it. Any other pattern,
+/// wildcards included (`arn:aws:s3:::?`, `arn:aws:s3:::*?`), names buckets or objects and
+/// does not match it.
 const SERVICE_ARN: &str = "arn:aws:s3:::*";
 
 impl SessionPolicy {
@@ -143,14 +144,18 @@ impl SessionPolicy {
     /// `request`, which supplies the condition keys. For resources that are not a
     /// [`ResourceAccess`] of the request, such as each key of a `DeleteObjects` body.
     pub fn allows_arn(&self, iam_action: &str, arn: &str, request: &S3Request) -> bool {
-        let arn = if arn == "*" { SERVICE_ARN } else { arn };
+        let target = if arn == "*" {
+            Target::Service
+        } else {
+            Target::Arn(arn)
+        };
         let context = ConditionContext::of(request);
         let mut allowed = false;
         for statement in &self.statements {
             if allowed && statement.effect == Effect::Allow {
                 continue;
             }
-            if statement.applies(iam_action, arn, &context) {
+            if statement.applies(iam_action, target, &context) {
                 match statement.effect {
                     Effect::Deny => return false,
                     Effect::Allow => allowed = true,
@@ -211,10 +216,34 @@ impl Patterns {
         let matched = self.patterns.iter().any(|p| p.matches(text, fold_case));
         matched != self.negated
     }
+
+    /// Resource patterns on a [`Target`]: the service resource is named by `*` and
+    /// [`SERVICE_ARN`] only.
+    fn applies_to(&self, target: Target<'_>) -> bool {
+        match target {
+            Target::Arn(arn) => self.applies(arn, false),
+            Target::Service => {
+                let matched = self
+                    .patterns
+                    .iter()
+                    .any(|p| *p.text == *"*" || *p.text == *SERVICE_ARN);
+                matched != self.negated
+            }
+        }
+    }
 }
 
-/// A wildcard pattern, with the automaton of a long case-sensitive `?` pattern (see
-/// [`Nfa`]).
+/// What a resource pattern is matched against.
+#[derive(Debug, Clone, Copy)]
+enum Target<'a> {
+    /// The service resource (`ListAllMyBuckets`).
+    Service,
+    /// A bucket's or an object's ARN.
+    Arn(&'a str),
+}
+
+/// A wildcard pattern, with the automaton of a case-sensitive pattern that has both `?` and
+/// `*` (see [`Nfa`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pattern {
     text: Box<str>,
@@ -222,36 +251,65 @@ struct Pattern {
 }
 
 impl Pattern {
-    /// Above this many characters after the first `*`, a case-sensitive pattern with `?` is
-    /// matched by its automaton: backtracking would cost up to that many steps per
-    /// character of the text.
-    const BACKTRACKING_LIMIT: usize = 16;
-
+    /// A pattern matched by [`wildcard_match`] (folding case) or, case-sensitive with `?`
+    /// and `*`, by its automaton: backtracking would cost up to |pattern| steps per
+    /// character of the text, the automaton one pass over its words.
     fn new(text: String, fold_case: bool) -> Self {
-        let costly = !fold_case
-            && text.contains('?')
-            && text
-                .split_once('*')
-                .is_some_and(|(_, rest)| rest.chars().count() > Self::BACKTRACKING_LIMIT);
+        let automaton = !fold_case && text.contains('?') && text.contains('*');
         Self {
-            nfa: costly.then(|| Nfa::new(&text)),
+            nfa: automaton.then(|| Nfa::new(&text)).flatten(),
             text: text.into_boxed_str(),
+        }
+    }
+
+    /// A `StringEquals` value: compared, never matched.
+    fn literal(text: String) -> Self {
+        Self {
+            text: text.into_boxed_str(),
+            nfa: None,
         }
     }
 
     fn matches(&self, text: &str, fold_case: bool) -> bool {
         match &self.nfa {
-            Some(nfa) => nfa.matches(text),
+            Some(nfa) => ends_match(&self.text, text) && nfa.matches(text),
             None => wildcard_match(&self.text, text, fold_case),
         }
     }
 }
 
+/// Whether the part of a case-sensitive `pattern` before its first `*` matches the start
+/// of `text` and the part after its last `*` the end, `?` being any one character: a
+/// necessary condition for a match, checked in O(|pattern|) before the automaton's pass over
+/// the whole text. (A pattern without `*` is these two parts at once.)
+fn ends_match(pattern: &str, text: &str) -> bool {
+    let (Some((head, _)), Some((_, tail))) = (pattern.split_once('*'), pattern.rsplit_once('*'))
+    else {
+        return wildcard_match(pattern, text, false);
+    };
+    let same = |p: char, t: char| p == '?' || p == t;
+    let mut forward = text.chars();
+    let head_ok = head
+        .chars()
+        .all(|p| forward.next().is_some_and(|t| same(p, t)));
+    let mut backward = text.chars().rev();
+    head_ok
+        && tail
+            .chars()
+            .rev()
+            .all(|p| backward.next().is_some_and(|t| same(p, t)))
+}
+
+/// The most 64-bit words of automaton states: a pattern has at most
+/// [`SessionPolicy::MAX_PACKED_LEN`] characters, so at most 2,049 states.
+const NFA_WORDS: usize = SessionPolicy::MAX_PACKED_LEN / 64 + 1;
+
 /// A wildcard pattern as a bit-parallel automaton: state `i` means "the first `i`
 /// non-`*` characters of the pattern matched", a `*` is a self-loop on the state it follows.
 /// Each character of the text costs one pass over (states / 64) words, so a match is
 /// O(|text| × |pattern| / 64) whatever the pattern, where backtracking is O(|text| ×
-/// |pattern|) for patterns written to defeat it.
+/// |pattern|) for patterns written to defeat it. Matching does not allocate: the state sets
+/// are arrays of [`NFA_WORDS`] words on the stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Nfa {
     /// Index of the accepting state (the number of non-`*` pattern characters).
@@ -260,14 +318,22 @@ struct Nfa {
     star: Box<[u64]>,
     /// States entered on any character (`?`).
     any: Box<[u64]>,
+    /// For each ASCII character, the index in `literal` of its states plus one (0: none).
+    ascii: [u8; 128],
     /// States entered on each literal character, sorted by character.
     literal: Vec<(char, Box<[u64]>)>,
 }
 
 impl Nfa {
-    fn new(pattern: &str) -> Self {
+    /// `None` for a pattern of more states than [`NFA_WORDS`] hold (not one a policy within
+    /// [`SessionPolicy::MAX_PACKED_LEN`] can have) or of more than 255 distinct ASCII
+    /// characters (none): it is matched by backtracking.
+    fn new(pattern: &str) -> Option<Self> {
         let accept = pattern.chars().filter(|&c| c != '*').count();
         let words = accept / 64 + 1;
+        if words > NFA_WORDS {
+            return None;
+        }
         let empty = || vec![0_u64; words].into_boxed_slice();
         let set = |bits: &mut [u64], state: usize| bits[state / 64] |= 1 << (state % 64);
         let (mut star, mut any) = (empty(), empty());
@@ -293,37 +359,66 @@ impl Nfa {
                 }
             }
         }
-        Self {
+        let mut ascii = [0_u8; 128];
+        for (index, (c, _)) in literal.iter().enumerate() {
+            if let Some(slot) = ascii.get_mut(*c as usize) {
+                *slot = u8::try_from(index + 1).ok()?;
+            }
+        }
+        Some(Self {
             accept,
             star,
             any,
+            ascii,
             literal,
+        })
+    }
+
+    /// The states entered on `c`'s literal transitions, if `c` is in the pattern.
+    fn literal(&self, c: char) -> Option<&[u64]> {
+        match self.ascii.get(c as usize) {
+            Some(0) => None,
+            Some(&index) => Some(&self.literal[usize::from(index) - 1].1),
+            None => self
+                .literal
+                .binary_search_by_key(&c, |(k, _)| *k)
+                .ok()
+                .map(|index| &*self.literal[index].1),
         }
     }
 
     fn matches(&self, text: &str) -> bool {
         let words = self.star.len();
-        let mut states = vec![0_u64; words];
-        let mut next = vec![0_u64; words];
+        if words == 1 {
+            // Up to 63 pattern characters (nearly every pattern): one word, in registers.
+            let (any, star) = (self.any[0], self.star[0]);
+            let mut states = 1_u64;
+            for c in text.chars() {
+                let entered = any | self.literal(c).map_or(0, |bits| bits[0]);
+                states = ((states << 1) & entered) | (states & star);
+                if states == 0 {
+                    return false;
+                }
+            }
+            return states >> self.accept & 1 == 1;
+        }
+        // Updated in place: each word's new value needs only its old value and the carry
+        // out of the word before it.
+        let mut states = [0_u64; NFA_WORDS];
         states[0] = 1;
         for c in text.chars() {
-            let literal = self
-                .literal
-                .binary_search_by_key(&c, |(k, _)| *k)
-                .ok()
-                .map(|index| &self.literal[index].1);
+            let literal = self.literal(c);
             let (mut carry, mut live) = (0, 0);
-            for w in 0..words {
-                let current = states[w];
+            for (w, word) in states.iter_mut().enumerate().take(words) {
+                let current = *word;
                 let entered = self.any[w] | literal.map_or(0, |bits| bits[w]);
-                next[w] = (((current << 1) | carry) & entered) | (current & self.star[w]);
+                *word = (((current << 1) | carry) & entered) | (current & self.star[w]);
                 carry = current >> 63;
-                live |= next[w];
+                live |= *word;
             }
             if live == 0 {
                 return false;
             }
-            std::mem::swap(&mut states, &mut next);
         }
         states[self.accept / 64] >> (self.accept % 64) & 1 == 1
     }
@@ -339,9 +434,14 @@ struct Statement {
 }
 
 impl Statement {
-    fn applies(&self, iam_action: &str, arn: &str, context: &ConditionContext<'_>) -> bool {
+    fn applies(
+        &self,
+        iam_action: &str,
+        target: Target<'_>,
+        context: &ConditionContext<'_>,
+    ) -> bool {
         self.actions.applies(iam_action, true)
-            && self.resources.applies(arn, false)
+            && self.resources.applies_to(target)
             && self.conditions.iter().all(|c| c.holds(context))
     }
 }
@@ -419,8 +519,9 @@ impl<'a> ConditionContext<'a> {
 /// lower-case and ASCII letters of `text` match either case.
 ///
 /// Case-sensitive patterns without `?` (nearly every resource and `StringLike` pattern) take
-/// a linear-time path; the rest backtrack, which is O(|pattern| × |text|) at worst, both
-/// bounded (2,048 policy characters, 1,024-byte keys; actions are short).
+/// a linear-time path; the rest backtrack, which is O(|pattern| × |text|) at worst: actions
+/// (short), and case-sensitive patterns with `?` but no `*` (which fail at the first
+/// mismatch) or too many states for the automaton.
 fn wildcard_match(pattern: &str, text: &str, fold_case: bool) -> bool {
     if !fold_case && !pattern.contains('?') {
         return star_match(pattern, text);
@@ -856,7 +957,13 @@ fn parse_conditions(value: Json) -> Result<Vec<Condition>, String> {
                 negated,
                 if_exists,
                 key,
-                values: values.into_iter().map(|v| Pattern::new(v, false)).collect(),
+                values: values
+                    .into_iter()
+                    .map(|v| match test {
+                        StringTest::Equals => Pattern::literal(v),
+                        StringTest::Like => Pattern::new(v, false),
+                    })
+                    .collect(),
             });
         }
     }
@@ -896,7 +1003,7 @@ mod tests {
         }
         // Across a word boundary of the automaton.
         let long = format!("{}*{}?", "?".repeat(70), "a".repeat(70));
-        let nfa = Nfa::new(&long);
+        let nfa = Nfa::new(&long).unwrap();
         assert!(nfa.matches(&format!("{}xé{}é", "b".repeat(70), "a".repeat(70))));
         assert!(nfa.matches(&format!("{}{}b", "b".repeat(70), "a".repeat(70))));
         assert!(!nfa.matches(&format!("{}{}b", "b".repeat(69), "a".repeat(70))));
@@ -905,8 +1012,21 @@ mod tests {
         assert!(
             Pattern::new("arn:aws:s3:::b/*/??".to_owned(), false)
                 .nfa
+                .is_some()
+        );
+        assert!(
+            Pattern::new("arn:aws:s3:::b/??".to_owned(), false)
+                .nfa
                 .is_none()
         );
+        assert!(Pattern::new("s3:get*?".to_owned(), true).nfa.is_none());
+        // Ends checked first, then the automaton.
+        let p = Pattern::new("a?*x?z".to_owned(), false);
+        assert!(p.matches("abxyz", false));
+        assert!(p.matches("abéxéz", false));
+        assert!(!p.matches("abxy", false));
+        assert!(!p.matches("axyz", false));
+        assert!(!p.matches("b?xyz", false));
         assert!(wildcard_match("s3:get*", "s3:GetObject", true));
         assert!(!wildcard_match("s3:get*", "s3:GetObject", false));
     }
@@ -919,7 +1039,11 @@ mod tests {
             text in "[abé]{0,16}",
         ) {
             proptest::prop_assert_eq!(
-                Nfa::new(&pattern).matches(&text),
+                Nfa::new(&pattern).unwrap().matches(&text),
+                backtracking_match(pattern.as_bytes(), text.as_bytes(), false)
+            );
+            proptest::prop_assert_eq!(
+                Pattern::new(pattern.clone(), false).matches(&text, false),
                 backtracking_match(pattern.as_bytes(), text.as_bytes(), false)
             );
         }
@@ -933,7 +1057,7 @@ mod tests {
         ) {
             let pattern = format!("{head}*{tail}");
             proptest::prop_assert_eq!(
-                Nfa::new(&pattern).matches(&text),
+                Nfa::new(&pattern).unwrap().matches(&text),
                 backtracking_match(pattern.as_bytes(), text.as_bytes(), false)
             );
         }

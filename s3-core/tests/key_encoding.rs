@@ -159,7 +159,16 @@ proptest! {
     #[test]
     fn dot_segments_are_refused_however_spelled(
         key in key_strategy(),
-        dot in prop_oneof![Just("."), Just("..")],
+        dot in prop_oneof![
+            Just("."),
+            Just(".."),
+            Just(".. "),
+            Just(" .."),
+            Just(". "),
+            Just(". ."),
+            Just("..;jsessionid=1"),
+            Just(".;x"),
+        ],
         before in any::<bool>(),
         encode_slash in any::<bool>(),
         lower in any::<bool>(),
@@ -232,6 +241,8 @@ fn empty_segments_and_dots_in_names_are_key_bytes() {
         ("/bucket/a..b/...", "a..b/..."),
         ("/bucket/a./.b/..c", "a./.b/..c"),
         ("/bucket/%2E%2E%2E", "..."),
+        ("/bucket/a/...%20", "a/... "),
+        ("/bucket/a%20./b", "a ./b"),
     ] {
         let r = parse_path(&Method::GET, path, None);
         assert_eq!(r.key.as_deref(), Some(key), "{path}");
@@ -267,6 +278,15 @@ fn dot_segments_are_refused() {
         "/bucket/%2e%2E%2Fx",
         "/bucket/a%2F..%2Fb",
         "/bucket/a%5C..%5Cb",
+        // What Windows or a servlet container reads as `.` or `..`.
+        "/bucket/..%20/x",
+        "/bucket/%20../x",
+        "/bucket/dir/.%20",
+        "/bucket/a/.%20./b",
+        "/bucket/..;/private/x",
+        "/bucket/..;jsessionid=1/x",
+        "/bucket/a/.;x/b",
+        "/bucket/a%5C..%20%5Cb",
     ] {
         refused(Method::GET, path, None);
         refused(Method::PUT, path, None);
@@ -276,26 +296,49 @@ fn dot_segments_are_refused() {
         "/../private/secret",
         Some("public.s3.example.com"),
     );
-    // Listing prefixes: `..` anywhere, `.` before a separator.
+    // Listing prefixes: the same rule, a final `.` included (a backend cleaning paths lists
+    // the parent for `logs/.`).
     for query in [
         "prefix=..",
         "prefix=../private/",
         "prefix=a%2F.%2Fb",
         "prefix=a/../",
+        "prefix=logs/.",
+        "prefix=.",
+        "prefix=logs/..%20",
+        "prefix=%20../x",
+        "prefix=logs/.%20",
+        "prefix=..;/private/",
+        "prefix=a/.;x/",
     ] {
         refused(Method::GET, &format!("/public?list-type=2&{query}"), None);
         refused(Method::GET, &format!("/public?{query}"), None);
         refused(Method::GET, &format!("/public?versions&{query}"), None);
         refused(Method::GET, &format!("/public?uploads&{query}"), None);
     }
-    // A final `.` in a prefix starts a name (dot files).
-    let r = parse_path(&Method::GET, "/public?list-type=2&prefix=logs/.", None);
-    assert_eq!(r.query.get("prefix"), Some("logs/."));
+    // Names with dots that are not a dot segment stay allowed.
+    for prefix in [
+        "logs/.h",
+        "logs/...",
+        "logs/a..",
+        "logs/..a",
+        "logs/.x;y",
+        "logs/;..",
+    ] {
+        let r = parse_path(
+            &Method::GET,
+            &format!("/public?list-type=2&prefix={prefix}"),
+            None,
+        );
+        assert_eq!(r.query.get("prefix"), Some(prefix));
+    }
     // Copy sources.
     for source in [
         "/public/../private/secret",
         "public/%2E%2E/private/secret",
         "bkt/./k",
+        "bkt/a/..%20/k",
+        "bkt/..;/k",
     ] {
         let err = parse_copy_source(source.as_bytes()).unwrap_err();
         assert_eq!(err.code(), S3ErrorCode::InvalidArgument, "{source}");
@@ -304,6 +347,48 @@ fn dot_segments_are_refused() {
             "{source}"
         );
     }
+    // Outside the path: the same rule.
+    for key in ["a/.. ", " ../a", ". ", "..;x/a", "a\\.;y"] {
+        assert_eq!(
+            check_key_segments(key).unwrap_err().code(),
+            S3ErrorCode::InvalidArgument,
+            "{key}"
+        );
+        assert_eq!(
+            check_prefix_segments(key).unwrap_err().code(),
+            S3ErrorCode::InvalidArgument,
+            "{key}"
+        );
+    }
+    for key in ["...", ". . .", "a. ", " a", "x;..", ".hidden"] {
+        assert!(check_key_segments(key).is_ok(), "{key}");
+    }
     // `decode_key` itself only decodes.
     assert_eq!(decode_key("%2E%2E/x").unwrap(), "../x");
+}
+
+/// A listing prefix longer than the longest key is refused before any policy sees it.
+#[test]
+fn prefixes_over_1024_bytes_are_refused() {
+    let parser = S3RequestParser::new();
+    let list = |prefix: &str| {
+        parser.parse(
+            &Method::GET,
+            &format!("/bucket?list-type=2&prefix={prefix}")
+                .parse()
+                .unwrap(),
+            &HeaderMap::new(),
+        )
+    };
+    let err = list(&"a".repeat(MAX_KEY_LEN + 1)).unwrap_err();
+    assert_eq!(err.code(), S3ErrorCode::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        "the prefix is longer than 1024 bytes, the longest key"
+    );
+    // Counted in decoded bytes: 342 three-byte characters, escaped.
+    let err = list(&"%E6%97%A5".repeat(342)).unwrap_err();
+    assert_eq!(err.code(), S3ErrorCode::InvalidArgument);
+    let r = list(&"a".repeat(MAX_KEY_LEN)).unwrap();
+    assert_eq!(r.query.get("prefix").map(str::len), Some(MAX_KEY_LEN));
 }

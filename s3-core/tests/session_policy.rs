@@ -517,7 +517,7 @@ fn resources_match_with_wildcards_and_with_case() {
 
 #[test]
 fn long_patterns_with_question_marks_match_as_short_ones() {
-    // More than 64 characters after the first `*`: matched by an automaton, not by
+    // `?` and `*`: matched by an automaton (after checking both ends), not by
     // backtracking; the result is the same.
     let tail = "x".repeat(80);
     let p = policy(&format!(
@@ -538,12 +538,48 @@ fn the_service_resource_is_matched_by_star_patterns_only() {
         ("arn:aws:s3:::data", false),
         ("arn:aws:s3:::data*", false),
         ("arn:aws:s3:::*/*", false),
+        // Wildcards that would match the stand-in ARN `arn:aws:s3:::*` name buckets, not
+        // the service.
+        ("arn:aws:s3:::?", false),
+        ("arn:aws:s3:::*?", false),
+        ("arn:aws:s3:::?*", false),
+        ("arn:aws:s3:::**", false),
+        ("arn:aws:s3:::*?*", false),
+        ("arn:*:s3:::*", false),
+        (
+            "arn:aws:s3:::?????????????????????????????????????????????????????????*",
+            false,
+        ),
     ] {
         let p = policy(&format!(
             r#"{{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "{resource}"}}"#
         ));
         assert_eq!(get(&p, "/"), allowed, "{resource}");
+        assert_eq!(
+            p.allows_arn("s3:ListAllMyBuckets", "*", &request(&Method::GET, "/")),
+            allowed,
+            "{resource}"
+        );
+        // NotResource: the statement applies to the service unless the pattern names it.
+        let not = policy(&format!(
+            r#"{{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "NotResource": "{resource}"}}"#
+        ));
+        assert_eq!(get(&not, "/"), !allowed, "NotResource {resource}");
+        // A Deny on a bucket pattern does not deny the bucket list.
+        let deny = policy(&format!(
+            r#"{{"Effect": "Allow", "Action": "*", "Resource": "*"}},
+               {{"Effect": "Deny", "Action": "s3:ListAllMyBuckets", "Resource": "{resource}"}}"#
+        ));
+        assert_eq!(get(&deny, "/"), !allowed, "Deny {resource}");
     }
+    // `arn:aws:s3:::?` still names one-character buckets.
+    let p =
+        policy(r#"{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::?"}"#);
+    assert!(p.allows_arn(
+        "s3:ListBucket",
+        "arn:aws:s3:::a",
+        &request(&Method::GET, "/")
+    ));
 }
 
 #[test]
@@ -703,6 +739,25 @@ fn string_equals_is_exact() {
     );
     assert!(!get(&star, "/data?list-type=2&prefix=home/a"));
     assert!(get(&star, "/data?list-type=2&prefix=home/*"));
+    // And so are `?`, however long the value.
+    let long = format!("home/*?{}", "?".repeat(40));
+    let question = policy(&format!(
+        r#"{{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::data",
+            "Condition": {{"StringEquals": {{"s3:prefix": ["home/?", "{long}"]}}}}}}"#
+    ));
+    assert!(!get(&question, "/data?list-type=2&prefix=home/a"));
+    assert!(get(&question, "/data?list-type=2&prefix=home/?"));
+    assert!(!get(
+        &question,
+        &format!("/data?list-type=2&prefix=home/a{}", "b".repeat(41))
+    ));
+    assert!(get(
+        &question,
+        &format!(
+            "/data?list-type=2&prefix={}",
+            long.replace('*', "%2A").replace('?', "%3F")
+        )
+    ));
 }
 
 #[test]

@@ -47,6 +47,23 @@ pub enum JwtConfigError {
     /// The HTTP client cannot be built.
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
+    /// Several issuers, some with a [`IssuerConfig::subject_prefix`], whose subjects could
+    /// still collide: every issuer needs a non-empty prefix, and no prefix may start another
+    /// (`"partner:"` and `"partner:eu:"`), or one issuer's user could name itself as
+    /// another's.
+    #[error(
+        "issuer {issuer:?} {reason} (issuer {other:?}): with several issuers, subject \
+         prefixes keep users apart only if every issuer has a non-empty one and none starts \
+         another"
+    )]
+    SubjectPrefixCollision {
+        /// The issuer whose prefix is missing or starts with the other's.
+        issuer: String,
+        /// The issuer it collides with.
+        other: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// One trusted token issuer (an OpenID Connect provider) and how its claims map to a
@@ -165,8 +182,12 @@ impl IssuerConfig {
 
     /// Put before every subject from this issuer (default: nothing), so that users of two
     /// issuers cannot collide: with `"partner:"`, the partner IdP's `alice` is
-    /// `partner:alice`, never the `alice` of the main IdP. Policies can also tell issuers
-    /// apart by `claims.iss`, which is always set.
+    /// `partner:alice`, never the `alice` of the main IdP. With several issuers, a prefix on
+    /// one requires a non-empty prefix on every issuer, none starting another (the main
+    /// IdP's `partner:alice` would otherwise be the partner's `alice`):
+    /// [`super::JwtValidator::new`] refuses the rest
+    /// ([`JwtConfigError::SubjectPrefixCollision`]). Policies can also tell issuers apart by
+    /// `claims.iss`, which is always set.
     #[must_use]
     pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.subject_prefix = prefix.into();
@@ -198,8 +219,9 @@ impl IssuerConfig {
 
     /// How often [`super::JwtValidator::spawn_key_refresh`] fetches this issuer's JWKS
     /// (default 10 minutes), so that keys the issuer adds are known before a token names
-    /// them and keys it withdraws stop being accepted. `Duration::ZERO` turns the background
-    /// refresh off for this issuer.
+    /// them and keys it withdraws stop being accepted. `Duration::ZERO`, or an interval too
+    /// long to add to the current time (`Duration::MAX`), turns the background refresh off
+    /// for this issuer.
     #[must_use]
     pub fn key_refresh_interval(mut self, interval: Duration) -> Self {
         self.key_refresh_interval = interval;

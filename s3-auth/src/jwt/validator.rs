@@ -80,6 +80,7 @@ impl JwtValidator {
         if list.is_empty() {
             return Err(JwtConfigError::NoIssuer);
         }
+        check_subject_prefixes(&list)?;
         Ok(Self {
             issuers: list,
             fetcher: HttpFetcher::new(timeout)?,
@@ -123,7 +124,7 @@ impl JwtValidator {
             let start = tokio::time::Instant::now();
             let mut due: Vec<Option<tokio::time::Instant>> = intervals
                 .iter()
-                .map(|&every| (!every.is_zero()).then(|| start + every))
+                .map(|&every| next_refresh(start, every))
                 .collect();
             loop {
                 let Some(next) = due.iter().flatten().min().copied() else {
@@ -143,7 +144,7 @@ impl JwtValidator {
                             .cache
                             .refresh(&issuer.config, &validator.fetcher)
                             .await;
-                        *when = Some(tokio::time::Instant::now() + every);
+                        *when = next_refresh(tokio::time::Instant::now(), every);
                     }
                 }
             }
@@ -215,6 +216,57 @@ impl JwtValidator {
         tracing::debug!(issuer = %config.issuer, subject = %principal.subject, "bearer token accepted");
         Ok(principal)
     }
+}
+
+/// When a refresh every `every` from `from` is next due: `None` (never) for a zero interval
+/// or one too long to represent (`Duration::MAX`, meant as never).
+fn next_refresh(from: tokio::time::Instant, every: Duration) -> Option<tokio::time::Instant> {
+    if every.is_zero() {
+        return None;
+    }
+    from.checked_add(every)
+}
+
+/// With several issuers, subject prefixes keep their users apart only if every issuer has
+/// one and none starts another: otherwise the main IdP's `partner:alice` is the partner
+/// issuer's `alice`. A single issuer, or several without any prefix (told apart by
+/// `claims.iss` only), are accepted.
+fn check_subject_prefixes(issuers: &[Issuer]) -> Result<(), JwtConfigError> {
+    if issuers.len() < 2 || issuers.iter().all(|i| i.config.subject_prefix.is_empty()) {
+        return Ok(());
+    }
+    let prefixed = issuers
+        .iter()
+        .find(|i| !i.config.subject_prefix.is_empty())
+        .map_or("", |i| i.config.issuer.as_str());
+    if let Some(bare) = issuers.iter().find(|i| i.config.subject_prefix.is_empty()) {
+        return Err(JwtConfigError::SubjectPrefixCollision {
+            issuer: bare.config.issuer.clone(),
+            other: prefixed.to_owned(),
+            reason: "has no subject prefix while another issuer has one".to_owned(),
+        });
+    }
+    for (index, a) in issuers.iter().enumerate() {
+        for b in issuers.iter().skip(index + 1) {
+            let (pa, pb) = (&a.config.subject_prefix, &b.config.subject_prefix);
+            let (short, long) = if pa.len() <= pb.len() { (a, b) } else { (b, a) };
+            if long
+                .config
+                .subject_prefix
+                .starts_with(&short.config.subject_prefix)
+            {
+                return Err(JwtConfigError::SubjectPrefixCollision {
+                    issuer: long.config.issuer.clone(),
+                    other: short.config.issuer.clone(),
+                    reason: format!(
+                        "subject prefix {:?} starts with the other's {:?}",
+                        long.config.subject_prefix, short.config.subject_prefix
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn decode_segment<T: for<'de> Deserialize<'de>>(segment: &str) -> Option<T> {
