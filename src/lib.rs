@@ -11,6 +11,8 @@
 //!   embedded policy engine (Rego), deny by default — `AuthzLayer`, `RegoAuthorizer`.
 //! - [`sts`] (feature `sts`, default): `AssumeRoleWithWebIdentity` — a JWT in, sealed
 //!   temporary AWS credentials out, resolved by the SigV4 layer without a database.
+//! - [`encrypt`] (feature `encrypt`, default): streaming envelope encryption of object
+//!   bodies, data keys wrapped by OpenBao/Vault Transit, a KMS, or a local key.
 //! - [`resign`] (feature `resign`, default): route each bucket to its backend and SigV4-sign
 //!   forwarded requests with the gateway's own credentials.
 //!
@@ -50,6 +52,9 @@ pub use s3_authz as authz;
 
 #[cfg(feature = "sts")]
 pub use s3_sts as sts;
+
+#[cfg(feature = "encrypt")]
+pub use s3_encrypt as encrypt;
 
 #[cfg(feature = "resign")]
 pub use s3_resign as resign;
