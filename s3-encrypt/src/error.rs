@@ -30,6 +30,10 @@ pub enum EncryptError {
     /// A range that does not fit the object (`InvalidRange`, 416).
     #[error("the range is not satisfiable")]
     InvalidRange,
+    /// A `Range` header this gateway does not serve on encrypted objects (several ranges in
+    /// one request): refused clearly (`NotImplemented`, 501) rather than answered partly.
+    #[error("unsupported range: {0}")]
+    UnsupportedRange(&'static str),
 
     // --- key-encryption keys (kek module) ------------------------------------------------
     /// The key-encryption key service cannot be reached or failed (503, never plaintext).
@@ -54,6 +58,7 @@ impl EncryptError {
                 S3ErrorCode::InvalidRange,
                 "The requested range is not satisfiable",
             ),
+            Self::UnsupportedRange(why) => S3Error::new(S3ErrorCode::NotImplemented, *why),
             Self::LengthMismatch { .. } => S3Error::new(
                 S3ErrorCode::IncompleteBody,
                 "The request body is not as long as announced",
@@ -67,10 +72,9 @@ impl EncryptError {
             | Self::InvalidSize(_)
             | Self::KeyServiceRefused(_)
             | Self::KeyUnwrap
-            | Self::Config(_) => S3Error::new(
-                S3ErrorCode::InternalError,
-                "The object cannot be decrypted",
-            ),
+            | Self::Config(_) => {
+                S3Error::new(S3ErrorCode::InternalError, "The object cannot be decrypted")
+            }
         }
     }
 }

@@ -11,6 +11,19 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod body;
 mod error;
+pub mod format;
+pub mod kek;
+pub mod range;
 
+pub use body::{BoxError, DecryptBody, EncryptBody, Window};
 pub use error::EncryptError;
+pub use format::{
+    DataKey, Header, OVERHEAD, SEGMENT_SIZE, StreamKey, encrypted_size, plaintext_size,
+};
+pub use kek::{
+    CacheConfig, CachedKek, KekFuture, KeyContext, KeyEncryptionKey, KmsConfig, KmsCredentials,
+    KmsKek, LocalKek, TransitAuth, TransitConfig, TransitKek, WrappedKey,
+};
+pub use range::{ByteRange, Layout, RangePlan};

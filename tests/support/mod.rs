@@ -1261,3 +1261,249 @@ impl OpenBao {
             .collect()
     }
 }
+
+impl OpenBao {
+    /// The root token (for a KEK that acts as root).
+    pub(crate) fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// Enables the Transit secrets engine at `transit/`.
+    pub(crate) fn enable_transit(&self) {
+        self.root(
+            "POST",
+            "sys/mounts/transit",
+            &serde_json::json!({ "type": "transit" }),
+        );
+    }
+
+    /// Creates the AES-256-GCM Transit key `name`, derived (per-context keys) or not.
+    pub(crate) fn create_transit_key(&self, name: &str, derived: bool) {
+        self.root(
+            "POST",
+            &format!("transit/keys/{name}"),
+            &serde_json::json!({ "type": "aes256-gcm96", "derived": derived }),
+        );
+    }
+
+    /// Rotates the Transit key `name`: new data keys are wrapped by its next version.
+    pub(crate) fn rotate_transit_key(&self, name: &str) {
+        self.root(
+            "POST",
+            &format!("transit/keys/{name}/rotate"),
+            &serde_json::Value::Null,
+        );
+    }
+
+    /// Writes the ACL policy `name`.
+    pub(crate) fn put_policy(&self, name: &str, policy: &str) {
+        self.root(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            &serde_json::json!({ "policy": policy }),
+        );
+    }
+
+    /// A policy that may make and decrypt data keys with the Transit key `key`.
+    pub(crate) fn put_transit_policy(&self, name: &str, key: &str) {
+        self.put_policy(
+            name,
+            &format!(
+                "path \"transit/datakey/plaintext/{key}\" {{ capabilities = [\"update\"] }}\n\
+                 path \"transit/decrypt/{key}\" {{ capabilities = [\"update\"] }}\n"
+            ),
+        );
+    }
+
+    /// A new token with `policies` (and not the default policy's root powers).
+    pub(crate) fn create_token(&self, policies: &[&str]) -> String {
+        let resp = self.root(
+            "POST",
+            "auth/token/create",
+            &serde_json::json!({ "policies": policies, "ttl": "1h" }),
+        );
+        resp["auth"]["client_token"]
+            .as_str()
+            .expect("a new token")
+            .to_owned()
+    }
+
+    /// Enables AppRole auth (at `approle/`, once) and makes the role `role` with `policies`
+    /// whose tokens live `token_ttl`; returns its role id and a new secret id.
+    pub(crate) fn create_approle(
+        &self,
+        role: &str,
+        policies: &[&str],
+        token_ttl: &str,
+    ) -> (String, String) {
+        let auths = self.root("GET", "sys/auth", &serde_json::Value::Null);
+        if auths["data"]["approle/"].is_null() && auths["approle/"].is_null() {
+            self.root(
+                "POST",
+                "sys/auth/approle",
+                &serde_json::json!({ "type": "approle" }),
+            );
+        }
+        self.root(
+            "POST",
+            &format!("auth/approle/role/{role}"),
+            &serde_json::json!({
+                "token_policies": policies,
+                "token_ttl": token_ttl,
+                "token_max_ttl": token_ttl,
+            }),
+        );
+        let role_id = self.root(
+            "GET",
+            &format!("auth/approle/role/{role}/role-id"),
+            &serde_json::Value::Null,
+        )["data"]["role_id"]
+            .as_str()
+            .expect("a role id")
+            .to_owned();
+        let secret_id = self.root(
+            "POST",
+            &format!("auth/approle/role/{role}/secret-id"),
+            &serde_json::Value::Null,
+        )["data"]["secret_id"]
+            .as_str()
+            .expect("a secret id")
+            .to_owned();
+        (role_id, secret_id)
+    }
+}
+
+impl Moto {
+    /// Calls moto's KMS API: `action` (e.g. `CreateKey`) with the JSON `body`; the response's
+    /// JSON, or the status and body when it is not a success. (moto picks the service from
+    /// the credential scope of the `Authorization` header and does not check the signature.)
+    pub(crate) fn kms(
+        &self,
+        action: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, String> {
+        let target = format!("TrentService.{action}");
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/kms/aws4_request, \
+                    SignedHeaders=host, Signature=00";
+        let resp = http_request(
+            self.addr(),
+            "POST",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", &target),
+                ("authorization", auth),
+            ],
+            body.to_string().into_bytes(),
+        )?;
+        if resp.status != 200 {
+            return Err(format!("KMS {action}: {} {}", resp.status, resp.text()));
+        }
+        serde_json::from_slice(&resp.body).map_err(|e| format!("KMS {action}: {e}"))
+    }
+
+    /// Creates a symmetric KMS key; returns its key id.
+    pub(crate) fn kms_create_key(&self) -> String {
+        let resp = self
+            .kms(
+                "CreateKey",
+                &serde_json::json!({ "Description": "s3-tower e2e" }),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        resp["KeyMetadata"]["KeyId"]
+            .as_str()
+            .expect("a new key has an id")
+            .to_owned()
+    }
+}
+
+/// An OpenBao dev server with TLS (`bao server -dev-tls`): a generated CA, and a certificate
+/// for 127.0.0.1 signed by it.
+pub(crate) struct OpenBaoTls {
+    /// The port of its API (HTTPS).
+    pub(crate) port: u16,
+    root_token: String,
+    ca_pem: Vec<u8>,
+    _child: ChildGuard,
+    dir: TempDir,
+}
+
+impl OpenBaoTls {
+    /// Starts `bao server -dev-tls` and waits until its CA file exists and its port accepts
+    /// connections.
+    pub(crate) fn start() -> Self {
+        let bin = venv_bin("bao");
+        let dir = tempfile::tempdir().expect("create a temp dir for OpenBao");
+        let certs = dir.path().join("tls");
+        std::fs::create_dir_all(&certs).expect("create the TLS dir");
+        let root_token = format!("e2e-root-{}", uuid::Uuid::new_v4().simple());
+        let ca_file = certs.join("vault-ca.pem");
+        let (child, port, _) = start_with_retries(
+            "bao server -dev-tls",
+            |port, _| {
+                let _ = std::fs::remove_file(&ca_file);
+                let mut cmd = Command::new(&bin);
+                cmd.arg("server")
+                    .arg("-dev-tls")
+                    .arg(format!("-dev-tls-cert-dir={}", certs.display()))
+                    .arg("-dev-no-store-token")
+                    .arg(format!("-dev-root-token-id={root_token}"))
+                    .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+                    .current_dir(dir.path())
+                    .env("HOME", dir.path())
+                    .env_remove("BAO_ADDR")
+                    .env_remove("BAO_TOKEN")
+                    .env_remove("VAULT_ADDR")
+                    .env_remove("VAULT_TOKEN")
+                    .env("NO_PROXY", "*");
+                ChildGuard::spawn("bao server -dev-tls", cmd, &dir.path().join("bao.log"))
+            },
+            |port, _| {
+                ca_file.is_file()
+                    && std::net::TcpStream::connect(local(port)).is_ok()
+                    && std::fs::read_to_string(&ca_file).is_ok_and(|t| t.contains("END"))
+            },
+        );
+        let ca_pem = std::fs::read(&ca_file).expect("read the OpenBao CA");
+        Self {
+            port,
+            root_token,
+            ca_pem,
+            _child: child,
+            dir,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The root token.
+    pub(crate) fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// The generated CA certificate (PEM).
+    pub(crate) fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+
+    /// Runs the `bao` CLI with `args` against this server as root (trusting its CA); panics
+    /// when it fails.
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(venv_bin("bao"));
+        cmd.args(args)
+            .env("HOME", self.dir.path())
+            .env("BAO_ADDR", self.url())
+            .env("BAO_TOKEN", &self.root_token)
+            .env(
+                "BAO_CACERT",
+                self.dir.path().join("tls").join("vault-ca.pem"),
+            )
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env("NO_PROXY", "*");
+        assert_success(&format!("bao {}", args.join(" ")), &run_captured(&mut cmd))
+    }
+}
