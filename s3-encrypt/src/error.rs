@@ -67,14 +67,14 @@ impl EncryptError {
                 S3ErrorCode::ServiceUnavailable,
                 "The key service is unavailable; the object was not stored or read",
             ),
-            Self::Malformed(_)
-            | Self::Tampered
-            | Self::InvalidSize(_)
-            | Self::KeyServiceRefused(_)
-            | Self::KeyUnwrap
-            | Self::Config(_) => {
+            Self::Malformed(_) | Self::Tampered | Self::InvalidSize(_) | Self::KeyUnwrap => {
                 S3Error::new(S3ErrorCode::InternalError, "The object cannot be decrypted")
             }
+            // Storing or reading: the gateway's key setup is at fault, not the object.
+            Self::KeyServiceRefused(_) | Self::Config(_) => S3Error::new(
+                S3ErrorCode::InternalError,
+                "The key service refused the operation; the object was not stored or read",
+            ),
         }
     }
 }

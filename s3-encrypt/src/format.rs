@@ -343,9 +343,14 @@ pub fn segment_count(plain: u64) -> u64 {
     plain.div_ceil(S).max(1)
 }
 
-/// The stored size of a plaintext of `plain` bytes: `P + 32 · max(1, ceil(P / S))`.
+/// The largest object S3 stores (5 TiB): sizes beyond it are refused before any size math.
+pub const MAX_OBJECT_SIZE: u64 = 5 << 40;
+
+/// The stored size of a plaintext of `plain` bytes: `P + 32 · max(1, ceil(P / S))`. Exact for
+/// every size up to [`MAX_OBJECT_SIZE`]; beyond, it saturates at `u64::MAX` rather than
+/// overflow (a client-announced length reaches it).
 pub fn encrypted_size(plain: u64) -> u64 {
-    plain + O * segment_count(plain)
+    plain.saturating_add(O.saturating_mul(segment_count(plain)))
 }
 
 /// The plaintext size of a stored stream of `cipher` bytes: `n = ceil(C / U)`, `P = C - 32n`.

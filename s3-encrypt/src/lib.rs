@@ -20,7 +20,8 @@ pub mod range;
 pub use body::{BoxError, DecryptBody, EncryptBody, Window};
 pub use error::EncryptError;
 pub use format::{
-    DataKey, Header, OVERHEAD, SEGMENT_SIZE, StreamKey, encrypted_size, plaintext_size,
+    DataKey, Header, MAX_OBJECT_SIZE, OVERHEAD, SEGMENT_SIZE, StreamKey, encrypted_size,
+    plaintext_size,
 };
 pub use kek::{
     CacheConfig, CachedKek, KekFuture, KeyContext, KeyEncryptionKey, KmsConfig, KmsCredentials,

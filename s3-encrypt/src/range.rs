@@ -9,7 +9,9 @@
 
 use crate::EncryptError;
 use crate::body::Window;
-use crate::format::{ENCRYPTED_SEGMENT_SIZE, SEGMENT_SIZE, encrypted_size, segment_count};
+use crate::format::{
+    ENCRYPTED_SEGMENT_SIZE, MAX_OBJECT_SIZE, SEGMENT_SIZE, encrypted_size, segment_count,
+};
 
 const S: u64 = SEGMENT_SIZE as u64;
 const U: u64 = ENCRYPTED_SEGMENT_SIZE as u64;
@@ -116,6 +118,10 @@ impl RangePlan {
     /// The plan for the inclusive plaintext range `first..=last` of a single stream of `size`
     /// bytes (`first <= last < size`).
     fn single_stream(size: u64, first: u64, last: u64) -> Result<Self, EncryptError> {
+        // A size no object can have (from a backend or stored metadata): not a range error.
+        if size > MAX_OBJECT_SIZE {
+            return Err(EncryptError::InvalidSize(size));
+        }
         let first_seg = first / S;
         let last_seg = last / S;
         let n = segment_count(size);

@@ -20,8 +20,8 @@ use http_body::{Body, Frame};
 use proptest::prelude::*;
 use s3_encrypt::format::ENCRYPTED_SEGMENT_SIZE;
 use s3_encrypt::{
-    BoxError, ByteRange, DataKey, DecryptBody, EncryptBody, EncryptError, Layout, RangePlan,
-    SEGMENT_SIZE, StreamKey, Window, encrypted_size, plaintext_size,
+    BoxError, ByteRange, DataKey, DecryptBody, EncryptBody, EncryptError, Layout, MAX_OBJECT_SIZE,
+    RangePlan, SEGMENT_SIZE, StreamKey, Window, encrypted_size, plaintext_size,
 };
 
 const S: usize = SEGMENT_SIZE;
@@ -351,6 +351,43 @@ fn short_body_is_a_length_mismatch() {
             }
         );
     }
+}
+
+/// A client can announce any length: the size math saturates instead of overflowing, and the
+/// body fails when it ends short, as any short body does.
+#[test]
+fn an_absurd_announced_length_cannot_overflow() {
+    assert_eq!(encrypted_size(u64::MAX), u64::MAX);
+    assert_eq!(
+        encrypted_size(MAX_OBJECT_SIZE),
+        MAX_OBJECT_SIZE + 32 * (MAX_OBJECT_SIZE / S as u64)
+    );
+    let body = EncryptBody::with_stream_id(
+        Frames::data(split(&plaintext(10, 1), 4)),
+        StreamKey::derive(&dek(), 0),
+        SID,
+        Some(u64::MAX),
+    );
+    assert_eq!(body.size_hint().exact(), Some(u64::MAX));
+    let err = upload_error(&plaintext(10, 1), u64::MAX, 4);
+    assert_eq!(
+        err,
+        EncryptError::LengthMismatch {
+            expected: u64::MAX,
+            actual: 10
+        }
+    );
+    // A stored size beyond what S3 holds is not a range of anything.
+    assert_eq!(
+        RangePlan::new(
+            Layout::SingleStream {
+                plaintext_size: u64::MAX
+            },
+            ByteRange::parse("bytes=0-9").unwrap().unwrap()
+        )
+        .err(),
+        Some(EncryptError::InvalidSize(u64::MAX))
+    );
 }
 
 #[test]

@@ -175,7 +175,14 @@ where
     let status = error.raw_response().map(|r| r.status().as_u16());
     let code = error.code().unwrap_or("unknown");
     match error {
-        SdkError::ServiceError(_) if status.is_some_and(|s| (400..500).contains(&s)) => {
+        // Throttling is a passing condition: unavailable (503), not a refusal.
+        SdkError::ServiceError(_)
+            if status.is_some_and(|s| (400..500).contains(&s))
+                && !matches!(
+                    code,
+                    "ThrottlingException" | "LimitExceededException" | "KMSInternalException"
+                ) =>
+        {
             if unwrapping && code == "InvalidCiphertextException" {
                 tracing::debug!(op, code, "KMS did not decrypt a data key");
                 EncryptError::KeyUnwrap

@@ -325,7 +325,9 @@ impl TransitKek {
                 } else {
                     format!("POST {url}: {status}: {errors}")
                 };
-                if status.is_client_error() {
+                // 429 (rate limited) and 412 (a standby not yet caught up) pass: unavailable.
+                let passing = matches!(status.as_u16(), 412 | 429);
+                if status.is_client_error() && !passing {
                     Err(CallError::Refused(status, message))
                 } else {
                     Err(CallError::Unavailable(message))
