@@ -12,7 +12,8 @@
 //! Failures are answered with the S3 XML error a client expects; see [`AuthError`] for every
 //! reason and its code. AWS signature version 2 is refused with a message saying so.
 
-pub mod checksum;
+/// The S3 additional checksums, shared with s3-encrypt (moved to s3-core).
+pub use s3_core::checksum;
 mod credentials;
 mod error;
 pub mod jwt;

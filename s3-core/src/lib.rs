@@ -14,6 +14,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bucket;
+pub mod checksum;
 mod classify;
 mod client_addr;
 mod drain;

@@ -1,5 +1,6 @@
-//! The S3 additional checksums (`x-amz-checksum-*`) that aws-chunked uploads carry in their
-//! trailer, computed over the decoded payload.
+//! The S3 additional checksums (`x-amz-checksum-*`): the algorithms, their headers and an
+//! incremental hasher. s3-auth checks aws-chunked trailers with them, s3-encrypt checks
+//! uploads on the plaintext before encrypting it.
 
 use std::fmt;
 
