@@ -77,6 +77,20 @@ pub enum S3ErrorCode {
     NoSuchBucket,
     /// 400: an object key longer than 1024 bytes.
     KeyTooLongError,
+    /// 400: a `Content-MD5` header that is not the base64 of 16 bytes.
+    InvalidDigest,
+    /// 400: user metadata over the 2 KiB S3 allows.
+    MetadataTooLarge,
+    /// 403: the operation does not fit the object's state (e.g. an object stored without
+    /// encryption in a bucket that only serves encrypted objects).
+    InvalidObjectState,
+    /// 404: the multipart upload does not exist (or its id is not one the gateway issued).
+    NoSuchUpload,
+    /// 400: a part of a multipart upload that cannot be used (missing, or of a shape the
+    /// gateway cannot complete).
+    InvalidPart,
+    /// 400: the parts of a `CompleteMultipartUpload` are not in ascending order.
+    InvalidPartOrder,
 }
 
 impl S3ErrorCode {
@@ -111,6 +125,12 @@ impl S3ErrorCode {
             Self::InvalidRange => "InvalidRange",
             Self::NoSuchBucket => "NoSuchBucket",
             Self::KeyTooLongError => "KeyTooLongError",
+            Self::InvalidDigest => "InvalidDigest",
+            Self::MetadataTooLarge => "MetadataTooLarge",
+            Self::InvalidObjectState => "InvalidObjectState",
+            Self::NoSuchUpload => "NoSuchUpload",
+            Self::InvalidPart => "InvalidPart",
+            Self::InvalidPartOrder => "InvalidPartOrder",
         }
     }
 
@@ -120,7 +140,8 @@ impl S3ErrorCode {
             Self::AccessDenied
             | Self::SignatureDoesNotMatch
             | Self::InvalidAccessKeyId
-            | Self::RequestTimeTooSkewed => StatusCode::FORBIDDEN,
+            | Self::RequestTimeTooSkewed
+            | Self::InvalidObjectState => StatusCode::FORBIDDEN,
             Self::InvalidBucketName
             | Self::InvalidArgument
             | Self::InvalidRequest
@@ -135,7 +156,11 @@ impl S3ErrorCode {
             | Self::InvalidToken
             | Self::IncompleteBody
             | Self::MalformedTrailerError
-            | Self::KeyTooLongError => StatusCode::BAD_REQUEST,
+            | Self::KeyTooLongError
+            | Self::InvalidDigest
+            | Self::MetadataTooLarge
+            | Self::InvalidPart
+            | Self::InvalidPartOrder => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
             Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
@@ -144,7 +169,7 @@ impl S3ErrorCode {
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
-            Self::NoSuchBucket => StatusCode::NOT_FOUND,
+            Self::NoSuchBucket | Self::NoSuchUpload => StatusCode::NOT_FOUND,
         }
     }
 }

@@ -76,6 +76,33 @@ impl Query {
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
+
+    /// Sets a parameter's (decoded) value, replacing every earlier occurrence in place, or
+    /// appending it. Layers that rewrite what goes upstream (an upload id the gateway
+    /// wrapped) use it; the layer that forwards encodes the query again from these pairs.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = Some(value.into());
+        let mut found = false;
+        self.pairs.retain_mut(|(n, v)| {
+            if n != name {
+                return true;
+            }
+            if found {
+                return false;
+            }
+            found = true;
+            v.clone_from(&value);
+            true
+        });
+        if !found {
+            self.pairs.push((name.to_owned(), value));
+        }
+    }
+
+    /// Removes every occurrence of a parameter.
+    pub fn remove(&mut self, name: &str) {
+        self.pairs.retain(|(n, _)| n != name);
+    }
 }
 
 /// Whether `raw` has a `%` that is not followed by two hex digits.
@@ -114,6 +141,22 @@ fn decode_component(raw: &str) -> Result<String, S3Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_replaces_in_place_or_appends_and_remove_drops() {
+        let mut q = Query::parse("partNumber=2&uploadId=abc.def&x").unwrap();
+        q.set("uploadId", "abc");
+        assert_eq!(
+            q.iter().collect::<Vec<_>>(),
+            [("partNumber", Some("2")), ("uploadId", Some("abc")), ("x", None)]
+        );
+        q.set("versionId", "v1");
+        assert_eq!(q.get("versionId"), Some("v1"));
+        assert_eq!(q.len(), 4);
+        q.remove("x");
+        assert!(!q.has("x"));
+        assert_eq!(q.len(), 3);
+    }
 
     #[test]
     fn decodes_names_values_and_plus() {
