@@ -148,7 +148,11 @@ mod tests {
         q.set("uploadId", "abc");
         assert_eq!(
             q.iter().collect::<Vec<_>>(),
-            [("partNumber", Some("2")), ("uploadId", Some("abc")), ("x", None)]
+            [
+                ("partNumber", Some("2")),
+                ("uploadId", Some("abc")),
+                ("x", None)
+            ]
         );
         q.set("versionId", "v1");
         assert_eq!(q.get("versionId"), Some("v1"));

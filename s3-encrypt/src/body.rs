@@ -17,7 +17,8 @@ use pin_project_lite::pin_project;
 
 use crate::EncryptError;
 use crate::format::{
-    ENCRYPTED_SEGMENT_SIZE, HEADER_LEN, Header, OVERHEAD, SEGMENT_SIZE, StreamKey, encrypted_size,
+    DataKey, ENCRYPTED_SEGMENT_SIZE, HEADER_LEN, Header, MAX_PART, OVERHEAD, SEGMENT_SIZE,
+    StreamKey, encrypted_size,
 };
 
 /// The error type of both bodies: an inner body's error passed through as it was (boxed), or
@@ -46,8 +47,9 @@ pin_project! {
     /// Buffers at most one segment of plaintext (plus the inner body's current frame) and
     /// yields one frame per stored segment. The stream id is generated inside
     /// ([`EncryptBody::new`]), fresh and random for every body, because every body is one
-    /// upload attempt and a retried part must never reuse a nonce;
-    /// [`EncryptBody::with_stream_id`] exists for known-answer tests.
+    /// upload attempt and a retried part must never reuse a nonce, and records the stream's
+    /// segment count when the length is announced (see [`crate::format`]); a hidden
+    /// `with_stream_id` exists for known-answer tests only.
     ///
     /// With an announced plaintext length the size hint is exact (the stored size) and a
     /// body shorter or longer than announced fails with [`EncryptError::LengthMismatch`]
@@ -73,21 +75,26 @@ pin_project! {
 }
 
 impl<B> EncryptBody<B> {
-    /// Encrypts `inner` with `key` (its part is written in every header) under a fresh random
-    /// stream id. `plaintext_len` is the announced length, if known (`Content-Length` or
-    /// `x-amz-decoded-content-length`).
+    /// Encrypts `inner` with `key` (its part is written in every header) under a fresh stream
+    /// id: 5 random bytes and the stream's segment count. `plaintext_len` is the announced
+    /// length, if known (`Content-Length` or `x-amz-decoded-content-length`); the count is
+    /// derived from it, or written as 0 (unknown) without it. Parts of a multipart upload
+    /// should always announce their length: a range read of the object needs every part's
+    /// count ([`DecryptBody::multipart`]).
     ///
     /// # Panics
     ///
     /// If the system random number generator fails (see [`crate::DataKey::generate`]).
     pub fn new(inner: B, key: StreamKey, plaintext_len: Option<u64>) -> Self {
-        let mut stream_id = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut stream_id).expect("the system random number generator failed");
+        let stream_id = crate::format::new_stream_id(plaintext_len);
         Self::with_stream_id(inner, key, stream_id, plaintext_len)
     }
 
-    /// Like [`EncryptBody::new`] with a given stream id. Never reuse a stream id with the same
-    /// key: the nonces would repeat. For tests and known-answer vectors.
+    /// Like [`EncryptBody::new`] with a given stream id, written as is (its last three bytes
+    /// are the segment count readers check: 0 = unknown). Never reuse a stream id with the
+    /// same key: the nonces would repeat. Not part of the supported API (hidden): for
+    /// known-answer tests only.
+    #[doc(hidden)]
     pub fn with_stream_id(
         inner: B,
         key: StreamKey,
@@ -297,9 +304,14 @@ fn fail(state: &mut State, e: EncryptError) -> BoxError {
     Box::new(e)
 }
 
-/// Which segments of a stored stream a [`DecryptBody`] reads and which plaintext bytes it
-/// yields: the whole stream ([`Window::whole`]) or a segment-aligned window of it (made by
+/// Which segments of a stored object a [`DecryptBody`] reads and which plaintext bytes it
+/// yields: the whole stream ([`Window::whole`], [`Window::sized`]), the whole of a multipart
+/// object ([`Window::multipart_whole`]), or a segment-aligned window of either (made by
 /// [`crate::range`] from an HTTP range).
+///
+/// A window is made for one kind of object: single-stream windows for
+/// [`DecryptBody::window`], multipart windows for [`DecryptBody::multipart`]; a body given
+/// the other kind fails at its first poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub(crate) first_segment: u32,
@@ -308,6 +320,8 @@ pub struct Window {
     pub(crate) len: Option<u64>,
     pub(crate) ends_with_final: bool,
     pub(crate) ends_at_object_end: bool,
+    /// Multipart windows only: the object's stored segment count, `ceil(C / U)`.
+    pub(crate) total_segments: Option<u64>,
 }
 
 impl Window {
@@ -320,6 +334,7 @@ impl Window {
             len: None,
             ends_with_final: true,
             ends_at_object_end: true,
+            total_segments: None,
         }
     }
 
@@ -334,10 +349,36 @@ impl Window {
             len: Some(plaintext_size),
             ends_with_final: true,
             ends_at_object_end: true,
+            total_segments: None,
         }
     }
 
-    /// The index of the first segment the inner body starts with.
+    /// The whole of a multipart object of `stored_size` bytes (the backend's size), for
+    /// [`DecryptBody::multipart`]: every part from part 1, in order, up to the last part's
+    /// FINAL segment at the object's end, with an exact size hint.
+    ///
+    /// Errors with [`EncryptError::InvalidSize`] if no multipart object has that size
+    /// ([`crate::format::multipart_plaintext_size`]) or it is beyond
+    /// [`crate::MAX_OBJECT_SIZE`].
+    pub fn multipart_whole(stored_size: u64) -> Result<Self, EncryptError> {
+        let plaintext_size = crate::format::multipart_plaintext_size(stored_size)?;
+        if plaintext_size > crate::MAX_OBJECT_SIZE {
+            return Err(EncryptError::InvalidSize(stored_size));
+        }
+        let total = stored_size.div_ceil(ENCRYPTED_SEGMENT_SIZE as u64);
+        Ok(Self {
+            first_segment: 0,
+            segments: Some(total),
+            skip: 0,
+            len: Some(plaintext_size),
+            ends_with_final: true,
+            ends_at_object_end: true,
+            total_segments: Some(total),
+        })
+    }
+
+    /// The index of the first segment the inner body starts with (in a multipart window, the
+    /// global index among all the object's segments).
     pub fn first_segment(&self) -> u32 {
         self.first_segment
     }
@@ -362,7 +403,8 @@ impl Window {
         self.len == Some(0)
     }
 
-    /// Whether the last segment read must be the stream's FINAL one (otherwise it must not).
+    /// Whether the last segment read must be the stream's FINAL one (otherwise it must not;
+    /// in a multipart window: whether the last segment read is the object's last).
     pub fn ends_with_final(&self) -> bool {
         self.ends_with_final
     }
@@ -372,30 +414,35 @@ impl Window {
     pub fn ends_at_object_end(&self) -> bool {
         self.ends_at_object_end
     }
+
+    /// For a multipart window, the object's stored segment count; `None` for a single stream.
+    pub fn total_segments(&self) -> Option<u64> {
+        self.total_segments
+    }
 }
 
 pin_project! {
-    /// Decrypts a stored segment stream, or a segment-aligned [`Window`] of it, as it streams.
+    /// Decrypts a stored segment stream, or a segment-aligned [`Window`] of it, as it streams;
+    /// or ([`DecryptBody::multipart`]) a multipart object or a window of it.
     ///
     /// The inner body may split the ciphertext anywhere; at most one stored segment is
     /// buffered. Every segment is verified before any of its plaintext is yielded: the header
     /// (version, flags, the key's part), its length, the same stream id as the window's first
     /// segment, its position (the nonce carries the index: a moved, dropped or duplicated
-    /// segment fails authentication), FINAL on the last segment and nowhere else, full
-    /// payloads everywhere else, and no data after the last segment. Any failure is yielded
-    /// as an error ([`EncryptError::Malformed`] or [`EncryptError::Tampered`]), never as a
-    /// clean short body. Trailers of the inner body are dropped.
+    /// segment fails authentication), FINAL on the last segment and nowhere else (and where
+    /// the stream id's segment count, when known, says the stream ends), full payloads
+    /// everywhere else, and no data after the last segment. Any failure is yielded as an
+    /// error ([`EncryptError::Malformed`] or [`EncryptError::Tampered`]), never as a clean
+    /// short body. Trailers of the inner body are dropped.
     pub struct DecryptBody<B> {
         #[pin]
         inner: B,
-        key: StreamKey,
-        index: u32,
+        reader: Reader,
         segments_left: Option<u64>,
         skip: usize,
         remaining: Option<u64>,
         ends_with_final: bool,
         ends_at_object_end: bool,
-        stream_id: Option<[u8; 8]>,
         // The stored segment being assembled.
         buf: BytesMut,
         // Its stored length, once its header is read (else just the header's).
@@ -405,24 +452,116 @@ pin_project! {
     }
 }
 
+/// How a [`DecryptBody`] places and authenticates segments.
+enum Reader {
+    /// One stream, one key.
+    Single(Single),
+    /// A multipart object: part keys derived as the parts come.
+    Multipart(Box<Parts>),
+}
+
+/// The single-stream reader's position.
+struct Single {
+    key: StreamKey,
+    index: u32,
+    stream_id: Option<[u8; 8]>,
+}
+
+/// The multipart reader's position.
+struct Parts {
+    /// The object's data key, to derive each part's key (zeroized on drop).
+    dek: DataKey,
+    /// Whether the first segment has been placed in its part.
+    located: bool,
+    /// The current part and its key (derived when its first segment comes).
+    part: u16,
+    key: Option<StreamKey>,
+    stream_id: Option<[u8; 8]>,
+    /// The next segment's index in its part and among all the object's segments.
+    index: u32,
+    global: u64,
+    /// The global index of the current part's first segment.
+    part_start: u64,
+    /// The object's stored segment count.
+    total: u64,
+    /// The segment count of every part but the last, once one is seen.
+    uniform: Option<u64>,
+}
+
+const NON_UNIFORM: EncryptError = EncryptError::Malformed("the parts are not all the same size");
+const COUNT_MISMATCH: EncryptError =
+    EncryptError::Malformed("a segment does not fit its stream's segment count");
+
 impl<B> DecryptBody<B> {
     /// Decrypts the whole stream in `inner` with `key`.
     pub fn new(inner: B, key: StreamKey) -> Self {
         Self::window(inner, key, Window::whole())
     }
 
-    /// Decrypts `window` of a stream; `inner` starts at the window's first segment.
+    /// Decrypts `window` of a stream; `inner` starts at the window's first segment. A
+    /// multipart window fails at the first poll (see [`DecryptBody::multipart`]).
     pub fn window(inner: B, key: StreamKey, window: Window) -> Self {
-        Self {
-            inner,
+        let reader = Reader::Single(Single {
             key,
             index: window.first_segment,
+            stream_id: None,
+        });
+        let mut body = Self::with_reader(inner, reader, window);
+        if window.total_segments.is_some() {
+            body.state = State::Failed(EncryptError::Malformed(
+                "a multipart window given to a single-stream reader",
+            ));
+        }
+        body
+    }
+
+    /// Decrypts `window` of a multipart object (from [`Window::multipart_whole`] or a
+    /// [`crate::RangePlan`] of [`crate::Layout::Multipart`]) with the object's data key;
+    /// `inner` starts at the window's first segment. A single-stream window fails at the
+    /// first poll.
+    ///
+    /// Part `p`'s key is derived from `dek` when its first segment comes. The parts must be
+    /// 1, 2, … in order, each starting at index 0 and ending with its FINAL segment; every
+    /// part but the last a whole number of full segments, all of the same count; the last
+    /// part's FINAL segment ends the object.
+    ///
+    /// A window that starts inside the object does not know which part its first segment
+    /// belongs to: the segment's header names the part `p` and (in its stream id) the part's
+    /// segment count `c`, which leaves two places it can be, a non-last part at `(p-1)·c` or
+    /// the last part at `total - c`; the one whose tag verifies is it. Neither verifying is
+    /// [`EncryptError::Tampered`]; a part written without a count (its length unknown at
+    /// upload) cannot be placed: [`EncryptError::Malformed`].
+    pub fn multipart(inner: B, dek: &DataKey, window: Window) -> Self {
+        let reader = Reader::Multipart(Box::new(Parts {
+            dek: dek.clone(),
+            located: false,
+            part: 0,
+            key: None,
+            stream_id: None,
+            index: 0,
+            global: u64::from(window.first_segment),
+            part_start: 0,
+            total: window.total_segments.unwrap_or(0),
+            uniform: None,
+        }));
+        let mut body = Self::with_reader(inner, reader, window);
+        if window.total_segments.is_none() {
+            body.state = State::Failed(EncryptError::Malformed(
+                "a single-stream window given to a multipart reader",
+            ));
+        }
+        body
+    }
+
+    fn with_reader(inner: B, reader: Reader, window: Window) -> Self {
+        Self {
+            inner,
+            reader,
             segments_left: window.segments,
             skip: window.skip,
             remaining: window.len,
             ends_with_final: window.ends_with_final,
             ends_at_object_end: window.ends_at_object_end,
-            stream_id: None,
             buf: BytesMut::with_capacity(ENCRYPTED_SEGMENT_SIZE),
             need: HEADER_LEN,
             pending: Bytes::new(),
@@ -518,17 +657,29 @@ where
                     continue;
                 }
             }
-            match open_segment(
-                this.key,
-                this.buf,
-                this.index,
-                this.segments_left,
-                this.skip,
-                this.remaining,
-                *this.ends_with_final && *this.ends_at_object_end,
-                *this.ends_with_final,
-                this.stream_id,
-            ) {
+            let mut segment = this.buf.split();
+            let last_of_window = *this.segments_left == Some(1);
+            let opened = match this.reader {
+                Reader::Single(single) => single.open(
+                    &mut segment,
+                    this.segments_left.is_some(),
+                    last_of_window,
+                    *this.ends_with_final,
+                ),
+                Reader::Multipart(parts) => parts.open(&mut segment, last_of_window),
+            };
+            let trimmed = opened.and_then(|(payload_len, last)| {
+                trim(
+                    segment,
+                    payload_len,
+                    last,
+                    this.segments_left,
+                    this.skip,
+                    this.remaining,
+                    *this.ends_with_final && *this.ends_at_object_end,
+                )
+            });
+            match trimmed {
                 Err(e) => return Poll::Ready(Some(Err(fail(this.state, e)))),
                 Ok((plain, last)) => {
                     *this.need = HEADER_LEN;
@@ -556,50 +707,248 @@ where
     }
 }
 
-/// Verifies and decrypts the whole stored segment in `buf`; returns the plaintext to yield and
-/// whether it was the last segment of the window.
-#[allow(clippy::too_many_arguments)]
-fn open_segment(
-    key: &StreamKey,
-    buf: &mut BytesMut,
-    index: &mut u32,
+/// Checks an authenticated segment against the count its stream id records (if any): FINAL
+/// exactly at index `count - 1`.
+fn check_count(header: &Header, index: u32) -> Result<(), EncryptError> {
+    if let Some(count) = header.stream_segments() {
+        let fits = if header.final_segment {
+            index.checked_add(1) == Some(count)
+        } else {
+            index.checked_add(1).is_some_and(|next| next < count)
+        };
+        if !fits {
+            return Err(COUNT_MISMATCH);
+        }
+    }
+    Ok(())
+}
+
+impl Single {
+    /// Authenticates the whole stored segment in `segment` (decrypting it in place) and checks
+    /// its place; returns its payload length and whether it is the last of the window.
+    fn open(
+        &mut self,
+        segment: &mut BytesMut,
+        windowed: bool,
+        last_of_window: bool,
+        ends_with_final: bool,
+    ) -> Result<(usize, bool), EncryptError> {
+        let header = self.key.open_in_place(self.index, segment)?;
+        match self.stream_id {
+            Some(id) if id != header.stream_id => return Err(EncryptError::Tampered),
+            Some(_) => {}
+            None => self.stream_id = Some(header.stream_id),
+        }
+        let payload_len = header.payload_len as usize;
+        if header.final_segment {
+            if windowed && !(last_of_window && ends_with_final) {
+                return Err(EncryptError::Malformed("a final segment before the end"));
+            }
+            if payload_len == 0 && self.index != 0 {
+                return Err(EncryptError::Malformed("an empty final segment after data"));
+            }
+        } else {
+            if payload_len != SEGMENT_SIZE {
+                return Err(EncryptError::Malformed("a short segment that is not final"));
+            }
+            if last_of_window && ends_with_final {
+                return Err(EncryptError::Malformed(
+                    "the stream ends without a final segment",
+                ));
+            }
+        }
+        check_count(&header, self.index)?;
+        self.index = self
+            .index
+            .checked_add(1)
+            .ok_or(EncryptError::Malformed("the object has too many segments"))?;
+        Ok((payload_len, header.final_segment || last_of_window))
+    }
+}
+
+impl Parts {
+    /// Authenticates the whole stored segment in `segment` (decrypting it in place) and checks
+    /// its place in its part and in the object; returns its payload length and whether it is
+    /// the last of the window.
+    fn open(
+        &mut self,
+        segment: &mut BytesMut,
+        last_of_window: bool,
+    ) -> Result<(usize, bool), EncryptError> {
+        let header = if self.located {
+            let part = self.part;
+            let dek = &self.dek;
+            self.key
+                .get_or_insert_with(|| StreamKey::derive(dek, part))
+                .open_in_place(self.index, segment)?
+        } else {
+            self.locate(segment)?
+        };
+        let first_of_part = match self.stream_id {
+            Some(id) if id != header.stream_id => return Err(EncryptError::Tampered),
+            Some(_) => false,
+            None => {
+                self.stream_id = Some(header.stream_id);
+                true
+            }
+        };
+        let index = self.index;
+        let global = self.global;
+        if first_of_part && let Some(count) = header.stream_segments() {
+            let end = self.part_start + u64::from(count);
+            if end > self.total {
+                return Err(EncryptError::Malformed(
+                    "a part runs past the end of the object",
+                ));
+            }
+            if end < self.total {
+                self.uniform_part(u64::from(count))?;
+            }
+        }
+        check_count(&header, index)?;
+        let object_last = global + 1 == self.total;
+        let payload_len = header.payload_len as usize;
+        if header.final_segment {
+            if payload_len == 0 && index != 0 {
+                return Err(EncryptError::Malformed("an empty final segment after data"));
+            }
+            if object_last {
+                if !last_of_window {
+                    return Err(EncryptError::Malformed("a final segment before the end"));
+                }
+            } else {
+                if payload_len != SEGMENT_SIZE {
+                    return Err(EncryptError::Malformed(
+                        "a part that is not the last is not whole segments",
+                    ));
+                }
+                self.uniform_part(u64::from(index) + 1)?;
+                // The next segment starts the next part, at index 0.
+                self.part = self
+                    .part
+                    .checked_add(1)
+                    .filter(|&p| p <= MAX_PART)
+                    .ok_or(EncryptError::Malformed("too many parts"))?;
+                self.key = None;
+                self.stream_id = None;
+                self.index = 0;
+                self.part_start = global + 1;
+            }
+        } else {
+            if payload_len != SEGMENT_SIZE {
+                return Err(EncryptError::Malformed("a short segment that is not final"));
+            }
+            if object_last {
+                return Err(EncryptError::Malformed(
+                    "the stream ends without a final segment",
+                ));
+            }
+            self.index = index
+                .checked_add(1)
+                .ok_or(EncryptError::Malformed("the object has too many segments"))?;
+        }
+        self.global = global + 1;
+        Ok((payload_len, object_last || last_of_window))
+    }
+
+    /// Records or checks the segment count of a part that is not the last.
+    fn uniform_part(&mut self, count: u64) -> Result<(), EncryptError> {
+        match self.uniform {
+            Some(m) if m != count => Err(NON_UNIFORM),
+            Some(_) => Ok(()),
+            None => {
+                self.uniform = Some(count);
+                Ok(())
+            }
+        }
+    }
+
+    /// Places and authenticates the window's first segment: part 1 index 0 at the object's
+    /// start; elsewhere, from its header's part and segment count (see
+    /// [`DecryptBody::multipart`]).
+    fn locate(&mut self, segment: &mut BytesMut) -> Result<Header, EncryptError> {
+        let global = self.global;
+        if global == 0 {
+            let key = StreamKey::derive(&self.dek, 1);
+            let header = key.open_in_place(0, segment)?;
+            self.enter(1, key, 0, 0);
+            return Ok(header);
+        }
+        let header_bytes: [u8; HEADER_LEN] = segment
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(EncryptError::Malformed("segment shorter than its header"))?;
+        let header = Header::parse(&header_bytes)?;
+        let part = header.part;
+        if part == 0 {
+            // A single-stream segment cannot be part of a multipart object.
+            return Err(EncryptError::Tampered);
+        }
+        let count = u64::from(header.stream_segments().ok_or(EncryptError::Malformed(
+            "the part's segment count is unknown",
+        ))?);
+        // (a) a part that is not the last, at (part - 1) · count.
+        let non_last = (u64::from(part) - 1)
+            .checked_mul(count)
+            .filter(|&start| start <= global && global - start < count)
+            .filter(|&start| start + count <= self.total)
+            .map(|start| global - start);
+        // (b) the last part, at total - count.
+        let last = self
+            .total
+            .checked_sub(count)
+            .filter(|&start| start <= global)
+            .map(|start| global - start)
+            .filter(|&i| Some(i) != non_last);
+        let key = StreamKey::derive(&self.dek, part);
+        let as_index = |i: u64| u32::try_from(i).map_err(|_| EncryptError::Tampered);
+        let index = match (non_last, last) {
+            (None, None) => return Err(EncryptError::Tampered),
+            (Some(i), None) | (None, Some(i)) => {
+                key.open_in_place(as_index(i)?, segment)?;
+                i
+            }
+            (Some(i), Some(j)) => {
+                // A failed open leaves the buffer unspecified: try the first on a copy.
+                let mut trial = segment.clone();
+                match key.open_in_place(as_index(i)?, &mut trial) {
+                    Ok(_) => {
+                        *segment = trial;
+                        i
+                    }
+                    Err(EncryptError::Tampered) => {
+                        drop(trial);
+                        key.open_in_place(as_index(j)?, segment)?;
+                        j
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        self.enter(part, key, as_index(index)?, global - index);
+        Ok(header)
+    }
+
+    fn enter(&mut self, part: u16, key: StreamKey, index: u32, part_start: u64) {
+        self.located = true;
+        self.part = part;
+        self.key = Some(key);
+        self.index = index;
+        self.part_start = part_start;
+    }
+}
+
+/// Takes the plaintext to yield from an authenticated segment (skipping and trimming to the
+/// window) and checks the window's length; returns it and whether the window is done.
+fn trim(
+    segment: BytesMut,
+    payload_len: usize,
+    last: bool,
     segments_left: &mut Option<u64>,
     skip: &mut usize,
     remaining: &mut Option<u64>,
     exact_end: bool,
-    ends_with_final: bool,
-    stream_id: &mut Option<[u8; 8]>,
 ) -> Result<(Bytes, bool), EncryptError> {
-    let mut segment = buf.split();
-    let header = key.open_in_place(*index, &mut segment)?;
-    match stream_id {
-        Some(id) if *id != header.stream_id => return Err(EncryptError::Tampered),
-        Some(_) => {}
-        None => *stream_id = Some(header.stream_id),
-    }
-    let last_of_window = *segments_left == Some(1);
-    let payload_len = header.payload_len as usize;
-    if header.final_segment {
-        if segments_left.is_some() && !(last_of_window && ends_with_final) {
-            return Err(EncryptError::Malformed("a final segment before the end"));
-        }
-        if payload_len == 0 && *index != 0 {
-            return Err(EncryptError::Malformed("an empty final segment after data"));
-        }
-    } else {
-        if payload_len != SEGMENT_SIZE {
-            return Err(EncryptError::Malformed("a short segment that is not final"));
-        }
-        if last_of_window && ends_with_final {
-            return Err(EncryptError::Malformed(
-                "the stream ends without a final segment",
-            ));
-        }
-    }
-    let last = header.final_segment || last_of_window;
-    *index = index
-        .checked_add(1)
-        .ok_or(EncryptError::Malformed("the object has too many segments"))?;
     if let Some(left) = segments_left {
         *left -= 1;
     }

@@ -8,6 +8,19 @@
 //! segment). The nonce is `stream_id(8) || be32(segment index)` and the whole header is the
 //! associated data, so a segment cannot be moved, dropped, flagged differently or spliced in
 //! from another stream without failing authentication or a structural check.
+//!
+//! The stream id is `random(5) || be24(segments in this stream)`. The segment count (0 when
+//! the writer did not know the length in advance, or when it does not fit 24 bits) lets a
+//! range read of a multipart object, which starts at some segment in the middle of some
+//! part, work out that segment's index inside its part from the segment alone, without
+//! asking the backend where the parts begin. 40 random bits per attempt still make a nonce
+//! repeat between two attempts of the same part (same key, same count) negligible: with
+//! `k` attempts of one part the chance is about `k² / 2⁴¹`.
+//!
+//! A multipart object is the concatenation of its part streams in part order, part `p`
+//! sealed with [`StreamKey::derive`]`(dek, p)`. Every part but the last holds the same whole
+//! number of segments, so global segment `g` sits at stored offset `g · U` and plaintext
+//! offset `g · S` as in a single stream; see [`multipart_plaintext_size`].
 
 use std::fmt;
 
@@ -45,7 +58,10 @@ const O: u64 = OVERHEAD as u64;
 /// The 16-byte header in front of every segment, all of it authenticated as associated data.
 ///
 /// Layout (big-endian): version (1) | flags, bit 0 = FINAL (1) | part (2) | payload length (4)
-/// | stream id (8).
+/// | stream id (8), where the stream id is `random(5) || be24(segments in the stream)`
+/// ([`Header::stream_segments`]; 0 = unknown). The count is there so that a range read of a
+/// multipart object can place a segment inside its part without extra backend requests; the
+/// 40 random bits keep two attempts of the same part from sharing nonces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// This is the last segment of its stream; exactly one segment per stream has it.
@@ -54,7 +70,9 @@ pub struct Header {
     pub part: u16,
     /// Plaintext bytes in this segment: [`SEGMENT_SIZE`] unless `final_segment`.
     pub payload_len: u32,
-    /// Random per PutObject / UploadPart attempt, so a retried part never reuses a nonce.
+    /// `random(5) || be24(segment count)`: random per PutObject / UploadPart attempt, so a
+    /// retried part never reuses a nonce, then the number of segments in the stream (0 if
+    /// unknown).
     pub stream_id: [u8; 8],
 }
 
@@ -68,6 +86,14 @@ impl Header {
         out[4..8].copy_from_slice(&self.payload_len.to_be_bytes());
         out[8..16].copy_from_slice(&self.stream_id);
         out
+    }
+
+    /// The number of segments in this segment's stream, from the last three bytes of the
+    /// stream id; `None` when the writer did not know it (0).
+    pub fn stream_segments(&self) -> Option<u32> {
+        let id = self.stream_id;
+        let count = u32::from_be_bytes([0, id[5], id[6], id[7]]);
+        (count != 0).then_some(count)
     }
 
     /// Reads a stored header. An unknown version or flag, a part number above 10000 or a
@@ -203,6 +229,11 @@ impl StreamKey {
     ///
     /// Errors with [`EncryptError::Malformed`] if the payload is longer than a segment, or if
     /// a non-final payload is not exactly one segment (the reader would refuse it).
+    ///
+    /// Not part of the supported API (hidden): the caller chooses the nonce, and reusing a
+    /// stream id with one key is fatal to GCM. [`crate::EncryptBody::new`] is the way to
+    /// encrypt; this exists for known-answer tests.
+    #[doc(hidden)]
     pub fn seal_in_place(
         &self,
         stream_id: [u8; 8],
@@ -242,6 +273,8 @@ impl StreamKey {
     }
 
     /// Seals one segment of `payload` into a new buffer: `header || ciphertext || tag`.
+    /// Hidden for the same reason as [`StreamKey::seal_in_place`].
+    #[doc(hidden)]
     pub fn seal(
         &self,
         stream_id: [u8; 8],
@@ -258,7 +291,7 @@ impl StreamKey {
     /// (`header || ciphertext || tag`) to `out`, reading the plaintext where it is: no copy
     /// of it is made (the streaming encryptor's path for whole segments inside one frame).
     /// Same checks and nonce as [`StreamKey::seal_in_place`].
-    pub fn seal_into(
+    pub(crate) fn seal_into(
         &self,
         stream_id: [u8; 8],
         index: u32,
@@ -338,6 +371,26 @@ fn nonce(stream_id: [u8; 8], index: u32) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
+/// The largest segment count a stream id records (24 bits); longer streams record 0.
+const MAX_STREAM_SEGMENTS: u64 = 0xff_ffff;
+
+/// A fresh stream id: 5 random bytes, then the stream's segment count for a plaintext of
+/// `plaintext_len` bytes (0 if unknown or beyond 24 bits).
+///
+/// # Panics
+///
+/// If the system random number generator fails (see [`DataKey::generate`]).
+pub(crate) fn new_stream_id(plaintext_len: Option<u64>) -> [u8; 8] {
+    let mut id = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut id[..5]).expect("the system random number generator failed");
+    let count = plaintext_len
+        .map(segment_count)
+        .filter(|&n| n <= MAX_STREAM_SEGMENTS)
+        .unwrap_or(0);
+    id[5..].copy_from_slice(&count.to_be_bytes()[5..]);
+    id
+}
+
 /// The number of segments a plaintext of `plain` bytes is stored in: `max(1, ceil(P / S))`.
 pub fn segment_count(plain: u64) -> u64 {
     plain.div_ceil(S).max(1)
@@ -365,6 +418,26 @@ pub fn plaintext_size(cipher: u64) -> Result<u64, EncryptError> {
     // The last segment holds at least the overhead, and at least one byte more unless it is
     // the only segment (an empty FINAL segment only ever stands alone).
     if last < O || (n > 1 && last == O) {
+        return Err(EncryptError::InvalidSize(cipher));
+    }
+    Ok(cipher - O * n)
+}
+
+/// The plaintext size of a stored multipart object of `cipher` bytes (its parts' streams one
+/// after the other): `n = ceil(C / U)`, `P = C - 32n`, as for a single stream.
+///
+/// Every part but the last is a whole number of full segments, so only the object's last
+/// segment may be short. Unlike [`plaintext_size`] this accepts a last segment of exactly
+/// 32 bytes after others: an empty last part (one empty FINAL segment). Sizes shorter than
+/// one empty segment, or whose last segment is shorter than the overhead, are
+/// [`EncryptError::InvalidSize`]. Every size [`plaintext_size`] accepts, this accepts with
+/// the same answer.
+pub fn multipart_plaintext_size(cipher: u64) -> Result<u64, EncryptError> {
+    if cipher < O {
+        return Err(EncryptError::InvalidSize(cipher));
+    }
+    let n = cipher.div_ceil(U);
+    if cipher - (n - 1) * U < O {
         return Err(EncryptError::InvalidSize(cipher));
     }
     Ok(cipher - O * n)

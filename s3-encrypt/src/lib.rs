@@ -12,19 +12,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod body;
+pub mod envelope;
 mod error;
 pub mod format;
 pub mod kek;
+mod layer;
+pub mod listing;
+pub mod plaintext_check;
+pub mod policy;
 pub mod range;
+pub mod upload_id;
 
 pub use body::{BoxError, DecryptBody, EncryptBody, Window};
 pub use error::EncryptError;
 pub use format::{
     DataKey, Header, MAX_OBJECT_SIZE, OVERHEAD, SEGMENT_SIZE, StreamKey, encrypted_size,
-    plaintext_size,
+    multipart_plaintext_size, plaintext_size,
 };
 pub use kek::{
     CacheConfig, CachedKek, KekFuture, KeyContext, KeyEncryptionKey, KmsConfig, KmsCredentials,
     KmsKek, LocalKek, TransitAuth, TransitConfig, TransitKek, WrappedKey,
 };
+pub use layer::{
+    EncryptLayer, EncryptRequestBody, EncryptResponseBody, EncryptService, ResponseFuture,
+};
+pub use policy::{Binding, BucketEncryption, EncryptionPolicy};
 pub use range::{ByteRange, Layout, RangePlan};

@@ -10,7 +10,8 @@
 use crate::EncryptError;
 use crate::body::Window;
 use crate::format::{
-    ENCRYPTED_SEGMENT_SIZE, MAX_OBJECT_SIZE, SEGMENT_SIZE, encrypted_size, segment_count,
+    ENCRYPTED_SEGMENT_SIZE, MAX_OBJECT_SIZE, SEGMENT_SIZE, encrypted_size,
+    multipart_plaintext_size, segment_count,
 };
 
 const S: u64 = SEGMENT_SIZE as u64;
@@ -79,8 +80,8 @@ impl ByteRange {
     }
 }
 
-/// How an object's plaintext is laid out in stored streams. Only single streams (a single
-/// PUT) for now; multipart layouts (per-part offsets) will be further variants.
+/// How an object's plaintext is laid out in stored streams: one stream (a single PUT) or the
+/// part streams of a multipart upload one after the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Layout {
@@ -88,6 +89,17 @@ pub enum Layout {
     SingleStream {
         /// The plaintext size.
         plaintext_size: u64,
+    },
+    /// A multipart upload: the streams of parts 1, 2, … in order, every part but the last the
+    /// same whole number of segments, so that segment `g` is at stored offset `g · U` and
+    /// plaintext offset `g · S` as in one stream. Read with [`crate::DecryptBody::multipart`].
+    Multipart {
+        /// The plaintext size, [`crate::format::multipart_plaintext_size`] of `stored_size`.
+        plaintext_size: u64,
+        /// The stored (backend) size. Needed besides the plaintext size: an empty last part
+        /// is one 32-byte segment, so the plaintext size alone does not tell how many
+        /// segments the object has.
+        stored_size: u64,
     },
 }
 
@@ -109,22 +121,53 @@ impl RangePlan {
     pub fn new(layout: Layout, range: ByteRange) -> Result<Self, EncryptError> {
         match layout {
             Layout::SingleStream { plaintext_size } => {
+                // A size no object can have (from a backend or stored metadata): not a range
+                // error.
+                if plaintext_size > MAX_OBJECT_SIZE {
+                    return Err(EncryptError::InvalidSize(plaintext_size));
+                }
                 let (first, last) = range.resolve(plaintext_size)?;
-                Self::single_stream(plaintext_size, first, last)
+                Self::plan(
+                    plaintext_size,
+                    encrypted_size(plaintext_size),
+                    false,
+                    first,
+                    last,
+                )
+            }
+            Layout::Multipart {
+                plaintext_size,
+                stored_size,
+            } => {
+                if plaintext_size > MAX_OBJECT_SIZE
+                    || multipart_plaintext_size(stored_size) != Ok(plaintext_size)
+                {
+                    return Err(EncryptError::InvalidSize(stored_size));
+                }
+                let (first, last) = range.resolve(plaintext_size)?;
+                Self::plan(plaintext_size, stored_size, true, first, last)
             }
         }
     }
 
-    /// The plan for the inclusive plaintext range `first..=last` of a single stream of `size`
-    /// bytes (`first <= last < size`).
-    fn single_stream(size: u64, first: u64, last: u64) -> Result<Self, EncryptError> {
-        // A size no object can have (from a backend or stored metadata): not a range error.
-        if size > MAX_OBJECT_SIZE {
-            return Err(EncryptError::InvalidSize(size));
-        }
+    /// The plan for the inclusive plaintext range `first..=last` (`first <= last < size`) of
+    /// an object of `size` plaintext bytes stored in `stored` bytes (both already checked).
+    fn plan(
+        size: u64,
+        stored: u64,
+        multipart: bool,
+        first: u64,
+        last: u64,
+    ) -> Result<Self, EncryptError> {
         let first_seg = first / S;
         let last_seg = last / S;
-        let n = segment_count(size);
+        // The stored segment count: for a multipart object with an empty last part one more
+        // than the plaintext needs.
+        let n = if multipart {
+            stored.div_ceil(U)
+        } else {
+            segment_count(size)
+        };
         let window = Window {
             first_segment: u32::try_from(first_seg).map_err(|_| EncryptError::InvalidRange)?,
             segments: Some(last_seg - first_seg + 1),
@@ -132,13 +175,14 @@ impl RangePlan {
             len: Some(last - first + 1),
             ends_with_final: last_seg + 1 == n,
             ends_at_object_end: last + 1 == size,
+            total_segments: multipart.then_some(n),
         };
         Ok(Self {
             first,
             last,
             object_size: size,
             backend_first: first_seg * U,
-            backend_last: ((last_seg + 1) * U).min(encrypted_size(size)) - 1,
+            backend_last: ((last_seg + 1) * U).min(stored) - 1,
             part: 0,
             window,
         })
@@ -184,12 +228,16 @@ impl RangePlan {
         format!("bytes={}-{}", self.backend_first, self.backend_last)
     }
 
-    /// The part whose stream key decrypts the fetched bytes (0 for a single PUT).
+    /// The part whose stream key decrypts the fetched bytes: 0 for a single PUT. Also 0 for
+    /// a [`Layout::Multipart`] plan, where it means nothing: the fetched segments may span
+    /// parts, and [`crate::DecryptBody::multipart`] finds them from the data key and the
+    /// segments themselves.
     pub fn part(&self) -> u16 {
         self.part
     }
 
-    /// The window to give [`crate::DecryptBody::window`] over the fetched bytes.
+    /// The window to give [`crate::DecryptBody::window`] (single stream) or
+    /// [`crate::DecryptBody::multipart`] (multipart) over the fetched bytes.
     pub fn window(&self) -> Window {
         self.window
     }

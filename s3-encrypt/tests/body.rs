@@ -26,7 +26,9 @@ use s3_encrypt::{
 
 const S: usize = SEGMENT_SIZE;
 const U: usize = ENCRYPTED_SEGMENT_SIZE;
-const SID: [u8; 8] = *b"streamid";
+// A stream id recording no segment count (its last three bytes 0), so that hand-made streams
+// of any length verify; the count check has its own tests.
+const SID: [u8; 8] = *b"strea\0\0\0";
 
 /// A body that yields the given frames, then optionally an error.
 struct Frames {
@@ -238,7 +240,7 @@ fn empty_body_is_one_empty_final_segment() {
     assert_eq!(
         &cipher[..16],
         &[
-            1, 1, 0, 0, 0, 0, 0, 0, b's', b't', b'r', b'e', b'a', b'm', b'i', b'd'
+            1, 1, 0, 0, 0, 0, 0, 0, b's', b't', b'r', b'e', b'a', 0, 0, 0
         ]
     );
 }
@@ -253,6 +255,97 @@ fn fresh_stream_id_per_body() {
     let (cipher, err) = drain(a);
     assert!(err.is_none());
     assert_eq!(&cipher[8..16], &id);
+}
+
+#[test]
+fn stream_ids_record_the_segment_count() {
+    let key = || StreamKey::derive(&dek(), 0);
+    let count = |len: Option<u64>| {
+        let id = EncryptBody::new(Frames::data(vec![]), key(), len).stream_id();
+        u32::from_be_bytes([0, id[5], id[6], id[7]])
+    };
+    for (len, want) in [
+        (0, 1),
+        (1, 1),
+        (S as u64, 1),
+        (S as u64 + 1, 2),
+        (5 << 30, 81_920),
+        (0xff_ffff * S as u64, 0xff_ffff),
+        // Too many segments for 24 bits: unknown.
+        (0x100_0000 * S as u64, 0),
+        (u64::MAX, 0),
+    ] {
+        assert_eq!(count(Some(len)), want, "{len}");
+    }
+    assert_eq!(count(None), 0);
+    // 40 random bits in front.
+    let a = EncryptBody::new(Frames::data(vec![]), key(), Some(7)).stream_id();
+    let b = EncryptBody::new(Frames::data(vec![]), key(), Some(7)).stream_id();
+    assert_ne!(a[..5], b[..5]);
+    assert_eq!(a[5..], b[5..]);
+    // The stored header carries it, and the stream reads back.
+    for size in SIZES {
+        let data = plaintext(size, 3);
+        let body = EncryptBody::new(Frames::data(split(&data, 2)), key(), Some(size as u64));
+        let (cipher, err) = drain(body);
+        assert!(err.is_none());
+        let header = s3_encrypt::Header::parse(&cipher[..16].try_into().unwrap()).unwrap();
+        assert_eq!(
+            header.stream_segments(),
+            Some(cipher.len().div_ceil(U) as u32)
+        );
+        assert_eq!(decrypt(&cipher, &dek(), 3).unwrap(), data, "size {size}");
+    }
+}
+
+#[test]
+fn final_segment_where_the_count_says() {
+    let key = StreamKey::derive(&dek(), 0);
+    let full = plaintext(S, 1);
+    let with_count = |n: u8| [b'c', b'o', b'u', b'n', b't', 0, 0, n];
+    let mismatch = EncryptError::Malformed("a segment does not fit its stream's segment count");
+    // Count 3, FINAL at index 1.
+    let sid = with_count(3);
+    let c = [
+        key.seal(sid, 0, false, &full).unwrap(),
+        key.seal(sid, 1, true, &full[..5]).unwrap(),
+    ]
+    .concat();
+    assert_eq!(decrypt_err(&c), mismatch);
+    // Count 2, a non-final segment at index 1 (then a FINAL one at 2).
+    let sid = with_count(2);
+    let c = [
+        key.seal(sid, 0, false, &full).unwrap(),
+        key.seal(sid, 1, false, &full).unwrap(),
+        key.seal(sid, 2, true, &full[..5]).unwrap(),
+    ]
+    .concat();
+    assert_eq!(decrypt_err(&c), mismatch);
+    // Count 1 on a lone FINAL segment, and count 2 on a proper 2-segment stream: fine.
+    let c = key.seal(with_count(1), 0, true, b"x").unwrap();
+    assert_eq!(decrypt(&c, &dek(), 0).unwrap(), b"x");
+    let sid = with_count(2);
+    let c = [
+        key.seal(sid, 0, false, &full).unwrap(),
+        key.seal(sid, 1, true, &full[..5]).unwrap(),
+    ]
+    .concat();
+    assert_eq!(decrypt(&c, &dek(), 0).unwrap().len(), S + 5);
+    // Checked in windows too: a window of the second segment only.
+    let c = [
+        key.seal(with_count(3), 0, false, &full).unwrap(),
+        key.seal(with_count(3), 1, true, &full[..5]).unwrap(),
+    ]
+    .concat();
+    let plan = RangePlan::new(
+        Layout::SingleStream {
+            plaintext_size: S as u64 + 5,
+        },
+        ByteRange::Suffix(2),
+    )
+    .unwrap();
+    let (_, r) = decrypt_window(&c[U..], StreamKey::derive(&dek(), 0), plan.window(), 0);
+    assert_eq!(r, Err(mismatch));
 }
 
 #[test]
@@ -635,7 +728,13 @@ fn segment_from_another_object_or_part() {
     let (_, cipher) = object();
     let data = plaintext(2 * S + 100, 42);
     // Same DEK and part, another attempt (stream id): spliced in, refused.
-    let other_attempt = encrypt_with(&data, StreamKey::derive(&dek(), 0), *b"attempt2", None, 0);
+    let other_attempt = encrypt_with(
+        &data,
+        StreamKey::derive(&dek(), 0),
+        *b"attem\0\0\0",
+        None,
+        0,
+    );
     // Another object (another DEK).
     let other_dek = DataKey::from_bytes([8u8; 32]);
     let other_object = encrypt(&data, &other_dek, 0);

@@ -20,7 +20,9 @@ use bytes::{Bytes, BytesMut};
 use hkdf::Hkdf;
 use http_body::{Body, Frame};
 use proptest::prelude::*;
-use s3_encrypt::format::{ENCRYPTED_SEGMENT_SIZE, HEADER_LEN, MAX_PART, TAG_LEN, VERSION};
+use s3_encrypt::format::{
+    ENCRYPTED_SEGMENT_SIZE, HEADER_LEN, MAX_PART, TAG_LEN, VERSION, multipart_plaintext_size,
+};
 use s3_encrypt::{
     BoxError, DataKey, DecryptBody, EncryptBody, EncryptError, Header, OVERHEAD, SEGMENT_SIZE,
     StreamKey, encrypted_size, plaintext_size,
@@ -158,7 +160,72 @@ fn size_arithmetic() {
     }
 }
 
+#[test]
+fn stream_segment_counts() {
+    let h = |stream_id| Header {
+        final_segment: false,
+        part: 1,
+        payload_len: 0,
+        stream_id,
+    };
+    assert_eq!(h([9, 9, 9, 9, 9, 0, 0, 0]).stream_segments(), None);
+    assert_eq!(h([9, 9, 9, 9, 9, 0, 0, 1]).stream_segments(), Some(1));
+    assert_eq!(
+        h([0, 0, 0, 0, 0, 0x01, 0x40, 0x00]).stream_segments(),
+        Some(81_920)
+    );
+    assert_eq!(
+        h([0xff; 8]).stream_segments(),
+        Some(0xff_ffff),
+        "the random bytes are not part of it"
+    );
+}
+
+#[test]
+fn multipart_size_arithmetic() {
+    let s = S as u64;
+    let u = U as u64;
+    // Everything a single stream may be, with the same answer.
+    for (p, c) in [
+        (0, 32),
+        (1, 33),
+        (s - 1, u - 1),
+        (s, u),
+        (s + 1, u + 33),
+        (3 * s, 3 * u),
+        (3 * s + 1, 3 * u + 33),
+    ] {
+        assert_eq!(multipart_plaintext_size(c), Ok(p), "P({c})");
+    }
+    // An empty last part after whole parts: P = C - 32·ceil(C / U) still.
+    for (p, c) in [(s, u + 32), (2 * s, 2 * u + 32), (80 * s, 80 * u + 32)] {
+        assert_eq!(multipart_plaintext_size(c), Ok(p), "P({c})");
+        assert_eq!(plaintext_size(c), Err(EncryptError::InvalidSize(c)));
+    }
+    for c in [0, 1, 31, u + 1, u + 31, 2 * u + 31, 7 * u + 5] {
+        assert_eq!(
+            multipart_plaintext_size(c),
+            Err(EncryptError::InvalidSize(c)),
+            "{c}"
+        );
+    }
+}
+
 proptest! {
+    #[test]
+    fn multipart_sizes_extend_single_sizes(c in 0u64..(1 << 44)) {
+        match plaintext_size(c) {
+            Ok(p) => prop_assert_eq!(multipart_plaintext_size(c), Ok(p)),
+            Err(_) => {
+                // Only the empty-last-part shape is added.
+                if let Ok(p) = multipart_plaintext_size(c) {
+                    prop_assert_eq!(c % U as u64, 32);
+                    prop_assert_eq!(p, c - 32 - (c / U as u64) * 32);
+                }
+            }
+        }
+    }
+
     #[test]
     fn sizes_invert(p in 0u64..(1 << 44)) {
         prop_assert_eq!(plaintext_size(encrypted_size(p)), Ok(p));
@@ -317,7 +384,7 @@ fn reads_what_the_reference_writes() {
     let dek = DataKey::from_bytes(dek_bytes);
     for len in [0, 1, S, 3 * S + 5] {
         let plain = data(len);
-        let cipher = reference_encrypt(&plain, &dek_bytes, 5, [3; 8]);
+        let cipher = reference_encrypt(&plain, &dek_bytes, 5, [3, 3, 3, 3, 3, 0, 0, 0]);
         let body = DecryptBody::new(
             Frames(VecDeque::from([Bytes::from(cipher)])),
             StreamKey::derive(&dek, 5),

@@ -1,0 +1,156 @@
+//! The body types [`super::EncryptService`] hands inward (requests) and outward (responses).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+
+use crate::body::{BoxError, DecryptBody, EncryptBody};
+use crate::plaintext_check::{CheckedBody, SharedOutcome, record_failure};
+
+pin_project! {
+    /// A request body going to the backend: the client's as it was, the client's encrypted
+    /// while it streams, or a small document the layer rewrote.
+    #[project = RequestBodyProj]
+    #[allow(missing_docs)] // pin-project-lite takes no attributes on variant fields
+    pub enum EncryptRequestBody<B> {
+        /// Passed through unchanged.
+        Plain {
+            #[pin] body: B,
+        },
+        /// Checked on the plaintext and encrypted; failures are recorded in `outcome`.
+        Encrypted {
+            #[pin] body: EncryptBody<CheckedBody<B>>,
+            outcome: SharedOutcome,
+        },
+        /// A rewritten document (a `CompleteMultipartUpload` body) or nothing.
+        Buffered {
+            #[pin] body: Full<Bytes>,
+        },
+    }
+}
+
+impl<B> EncryptRequestBody<B> {
+    /// An empty body (requests the layer makes itself).
+    pub fn empty() -> Self {
+        Self::Buffered {
+            body: Full::new(Bytes::new()),
+        }
+    }
+}
+
+impl<B> Body for EncryptRequestBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            RequestBodyProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
+            RequestBodyProj::Encrypted { body, outcome } => {
+                let polled = body.poll_frame(cx);
+                if let Poll::Ready(Some(Err(e))) = &polled {
+                    record_failure(outcome, e);
+                }
+                polled
+            }
+            RequestBodyProj::Buffered { body } => body.poll_frame(cx).map_err(|e| match e {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Plain { body } => body.is_end_stream(),
+            Self::Encrypted { body, .. } => body.is_end_stream(),
+            Self::Buffered { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Plain { body } => body.size_hint(),
+            Self::Encrypted { body, .. } => body.size_hint(),
+            Self::Buffered { body } => body.size_hint(),
+        }
+    }
+}
+
+pin_project! {
+    /// A response body going to the client: the backend's as it was, decrypted while it
+    /// streams, or a document the layer wrote (an error, a rewritten listing).
+    #[project = ResponseBodyProj]
+    #[allow(missing_docs)] // pin-project-lite takes no attributes on variant fields
+    pub enum EncryptResponseBody<B> {
+        /// Passed through unchanged.
+        Plain {
+            #[pin] body: B,
+        },
+        /// Decrypted; a failure mid-stream is an error, never a clean short body.
+        Decrypted {
+            #[pin] body: DecryptBody<B>,
+        },
+        /// Written by the layer.
+        Buffered {
+            #[pin] body: Full<Bytes>,
+        },
+    }
+}
+
+impl<B> From<Bytes> for EncryptResponseBody<B> {
+    fn from(bytes: Bytes) -> Self {
+        Self::Buffered {
+            body: Full::new(bytes),
+        }
+    }
+}
+
+impl<B> Body for EncryptResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.project() {
+            ResponseBodyProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
+            ResponseBodyProj::Decrypted { body } => {
+                let polled = body.poll_frame(cx);
+                if let Poll::Ready(Some(Err(e))) = &polled {
+                    tracing::warn!(error = %e, "decryption failed mid-stream; the response is aborted");
+                }
+                polled
+            }
+            ResponseBodyProj::Buffered { body } => body.poll_frame(cx).map_err(|e| match e {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Plain { body } => body.is_end_stream(),
+            Self::Decrypted { body } => body.is_end_stream(),
+            Self::Buffered { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Plain { body } => body.size_hint(),
+            Self::Decrypted { body } => body.size_hint(),
+            Self::Buffered { body } => body.size_hint(),
+        }
+    }
+}

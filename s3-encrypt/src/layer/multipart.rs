@@ -1,0 +1,363 @@
+//! Multipart uploads without shared state (architecture §8a): the data key is made at
+//! CreateMultipartUpload, stored in the object's envelope, and carried (wrapped) in the
+//! upload id the client receives, so any replica encrypts any part, in any order.
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Body;
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use tower_service::Service;
+
+use super::object::{document_response, settings};
+use super::{Call, EncryptRequestBody, EncryptResponseBody, Routed, read_document};
+use crate::EncryptError;
+use crate::body::BoxError;
+use crate::envelope::{Envelope, StoredLayout, check_metadata_budget};
+use crate::format::{StreamKey, plaintext_size};
+use crate::listing::{ListingKind, rewrite_listing};
+use crate::plaintext_check::PlaintextChecks;
+use crate::policy::BucketEncryption;
+use crate::upload_id::{self, UploadKey};
+
+/// Request headers of CreateMultipartUpload and CompleteMultipartUpload about checksums of
+/// the whole object: of the plaintext, so they cannot go to the backend.
+const WHOLE_OBJECT_HEADERS: [&str; 3] = [
+    "x-amz-checksum-algorithm",
+    "x-amz-checksum-type",
+    "x-amz-mp-object-size",
+];
+
+impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
+where
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S::Future: Send,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    pub(super) async fn create_upload(
+        &mut self,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let Some((kek, binding, _)) = settings(encryption) else {
+            return Err(EncryptError::NotParsed);
+        };
+        let s3 = self.s3()?;
+        let (Some(bucket), Some(key)) = (s3.bucket.clone(), s3.key.clone()) else {
+            return Err(EncryptError::NotParsed);
+        };
+        let (dek, wrapped) = kek
+            .generate_data_key(&binding.context(&bucket, &key))
+            .await?;
+        let envelope = Envelope {
+            kek: kek.name().to_owned(),
+            wrapped: wrapped.clone(),
+            binding,
+            layout: StoredLayout::Multipart,
+        };
+        envelope.write(&mut self.parts.headers)?;
+        check_metadata_budget(&self.parts.headers)?;
+        for name in WHOLE_OBJECT_HEADERS {
+            self.parts.headers.remove(name);
+        }
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if response.status() != StatusCode::OK {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        let (mut parts, body) = response.into_parts();
+        let document = read_document(body).await?;
+        let upload_key = UploadKey {
+            kek: envelope.kek,
+            binding,
+            wrapped,
+        };
+        let rewritten = rewrite_upload_id(&document, |backend_id| {
+            upload_id::issue(backend_id, &upload_key, &dek)
+        })?;
+        for name in WHOLE_OBJECT_HEADERS {
+            parts.headers.remove(name);
+        }
+        Ok(Routed::Answer(document_response(parts, rewritten)))
+    }
+
+    /// Replaces the client's upload id in the query with the backend's; returns the id as
+    /// the client sent it.
+    fn backend_upload_id(&mut self) -> Result<(String, upload_id::ClientUploadId), EncryptError> {
+        let s3 = self.s3_mut()?;
+        let client_id = s3
+            .query
+            .get("uploadId")
+            .ok_or(EncryptError::UnknownUpload)?
+            .to_owned();
+        let parsed = upload_id::parse(&client_id);
+        s3.query.set("uploadId", parsed.backend_id.clone());
+        Ok((client_id, parsed))
+    }
+
+    pub(super) async fn upload_part(
+        &mut self,
+        body: ReqBody,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        if !encryption.is_on() {
+            return Err(EncryptError::NotParsed);
+        }
+        let length = self.upload_length()?;
+        let part: u16 = self
+            .s3()?
+            .query
+            .get("partNumber")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| (1..=crate::format::MAX_PART).contains(p))
+            .ok_or_else(|| {
+                EncryptError::InvalidPart(
+                    "Part number must be an integer between 1 and 10000".into(),
+                )
+            })?;
+        let (_, parsed) = self.backend_upload_id()?;
+        let key = parsed.key.clone().ok_or(EncryptError::UnknownUpload)?;
+        let s3 = self.s3()?;
+        let (Some(bucket), Some(object)) = (s3.bucket.clone(), s3.key.clone()) else {
+            return Err(EncryptError::NotParsed);
+        };
+        let kek = self.policy.kek(&key.kek)?;
+        let dek = match kek
+            .unwrap(&key.wrapped, &key.binding.context(&bucket, &object))
+            .await
+        {
+            Ok(dek) => dek,
+            // A token for another object or KEK: not an upload of this object.
+            Err(EncryptError::KeyUnwrap) => return Err(EncryptError::UnknownUpload),
+            Err(e) => return Err(e),
+        };
+        parsed.verify(&dek)?;
+        let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, part), length)?;
+        self.send_upload(body, &outcome).await
+    }
+
+    pub(super) async fn complete_upload(
+        &mut self,
+        body: ReqBody,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        self.backend_upload_id()?;
+        let document = read_document(body).await?;
+        let rewritten = complete_document(&document)?;
+        let headers = &mut self.parts.headers;
+        PlaintextChecks::strip_request_headers(headers);
+        for name in WHOLE_OBJECT_HEADERS {
+            headers.remove(name);
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+        let body = EncryptRequestBody::Buffered {
+            body: http_body_util::Full::new(Bytes::from(rewritten)),
+        };
+        let result = self.send(body).await;
+        Ok(Routed::Backend(result.map(|response| {
+            let (mut parts, body) = response.into_parts();
+            PlaintextChecks::strip_response_headers(&mut parts.headers);
+            Response::from_parts(parts, EncryptResponseBody::Plain { body })
+        })))
+    }
+
+    pub(super) async fn abort_upload(
+        &mut self,
+        body: ReqBody,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        self.backend_upload_id()?;
+        Ok(Routed::Backend(self.forward_plain(body).await))
+    }
+
+    pub(super) async fn list_parts(&mut self) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let (client_id, _) = self.backend_upload_id()?;
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if response.status() != StatusCode::OK {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        let (parts, body) = response.into_parts();
+        let document = read_document(body).await?;
+        let rewritten = rewrite_listing(
+            &document,
+            ListingKind::ListParts,
+            &mut |entry| plaintext_size(entry.stored_size),
+            &mut |_| client_id.clone(),
+        )?;
+        Ok(Routed::Answer(document_response(parts, rewritten)))
+    }
+}
+
+/// Replaces the text of the top-level `<UploadId>` of an `InitiateMultipartUploadResult`.
+fn rewrite_upload_id(
+    document: &[u8],
+    issue: impl FnOnce(&str) -> Result<String, EncryptError>,
+) -> Result<Vec<u8>, EncryptError> {
+    let text = std::str::from_utf8(document)
+        .map_err(|_| EncryptError::Backend("CreateMultipartUpload answer is not UTF-8".into()))?;
+    let bad = || EncryptError::Backend("CreateMultipartUpload answer without an UploadId".into());
+    let start = text.find("<UploadId>").ok_or_else(bad)? + "<UploadId>".len();
+    let end = start + text[start..].find("</UploadId>").ok_or_else(bad)?;
+    let backend_id = quick_xml::escape::unescape(&text[start..end]).map_err(|_| bad())?;
+    let client_id = issue(&backend_id)?;
+    let mut out = String::with_capacity(text.len() + client_id.len());
+    out.push_str(&text[..start]);
+    out.push_str(&quick_xml::escape::escape(client_id.as_str()));
+    out.push_str(&text[end..]);
+    Ok(out.into_bytes())
+}
+
+/// Checks a `CompleteMultipartUpload` body and rewrites it for the backend: part numbers must
+/// ascend and be consecutive from 1 (so every replica can locate a part's segments); the
+/// parts' checksums (of the plaintext) are left out.
+fn complete_document(document: &[u8]) -> Result<Vec<u8>, EncryptError> {
+    let malformed = || EncryptError::MalformedXml("The XML you provided was not well-formed");
+    let text = std::str::from_utf8(document).map_err(|_| malformed())?;
+    let mut reader = Reader::from_str(text);
+    let mut parts: Vec<(u32, String)> = Vec::new();
+    let mut path: Vec<String> = Vec::new();
+    let mut number: Option<u32> = None;
+    let mut etag: Option<String> = None;
+    let mut value = String::new();
+    loop {
+        match reader.read_event().map_err(|_| malformed())? {
+            Event::Start(e) => {
+                path.push(e.local_name().into_inner().to_owned());
+                value.clear();
+            }
+            Event::End(_) => {
+                if path.len() == 3 && path[1] == "Part" {
+                    match path[2].as_str() {
+                        "PartNumber" => {
+                            number = Some(value.trim().parse().map_err(|_| malformed())?);
+                        }
+                        "ETag" => etag = Some(std::mem::take(&mut value)),
+                        _ => {}
+                    }
+                }
+                if path.len() == 2 && path[1] == "Part" {
+                    parts.push((
+                        number.take().ok_or_else(malformed)?,
+                        etag.take().ok_or_else(malformed)?,
+                    ));
+                }
+                path.pop();
+                value.clear();
+            }
+            Event::Text(t) => value.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                value.push_str(&crate::listing::resolve(&r).map_err(|_| malformed())?);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if parts.is_empty() {
+        return Err(EncryptError::MalformedXml(
+            "The XML you provided was not well-formed or did not validate against our published schema",
+        ));
+    }
+    if parts.windows(2).any(|pair| pair[1].0 <= pair[0].0) {
+        return Err(EncryptError::InvalidPartOrder);
+    }
+    if parts
+        .iter()
+        .enumerate()
+        .any(|(i, (number, _))| u32::try_from(i + 1).ok() != Some(*number))
+    {
+        return Err(EncryptError::InvalidPart(
+            "Parts of an encrypted multipart upload must be numbered 1, 2, 3... without gaps"
+                .into(),
+        ));
+    }
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">",
+    );
+    for (number, etag) in &parts {
+        out.push_str("<Part><PartNumber>");
+        out.push_str(&number.to_string());
+        out.push_str("</PartNumber><ETag>");
+        out.push_str(&quick_xml::escape::escape(etag.as_str()));
+        out.push_str("</ETag></Part>");
+    }
+    out.push_str("</CompleteMultipartUpload>");
+    Ok(out.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_bodies_are_checked_and_lose_their_checksums() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Part><ETag>&quot;a1&quot;</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>
+  <Part><PartNumber>2</PartNumber><ETag>"b2"</ETag></Part>
+</CompleteMultipartUpload>"#;
+        let out = String::from_utf8(complete_document(body).unwrap()).unwrap();
+        assert!(out.ends_with(
+            "<Part><PartNumber>1</PartNumber><ETag>&quot;a1&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b2&quot;</ETag></Part></CompleteMultipartUpload>"
+        ), "{out}");
+        assert!(!out.contains("Checksum"));
+    }
+
+    #[test]
+    fn parts_out_of_order_or_with_gaps_are_refused() {
+        let doc = |numbers: &[u32]| {
+            let mut s = String::from("<CompleteMultipartUpload>");
+            for n in numbers {
+                s.push_str(&format!(
+                    "<Part><PartNumber>{n}</PartNumber><ETag>e</ETag></Part>"
+                ));
+            }
+            s.push_str("</CompleteMultipartUpload>");
+            s
+        };
+        assert_eq!(
+            complete_document(doc(&[2, 1]).as_bytes()),
+            Err(EncryptError::InvalidPartOrder)
+        );
+        assert!(matches!(
+            complete_document(doc(&[1, 3]).as_bytes()),
+            Err(EncryptError::InvalidPart(_))
+        ));
+        assert!(matches!(
+            complete_document(doc(&[2]).as_bytes()),
+            Err(EncryptError::InvalidPart(_))
+        ));
+        assert!(matches!(
+            complete_document(doc(&[]).as_bytes()),
+            Err(EncryptError::MalformedXml(_))
+        ));
+        assert!(matches!(
+            complete_document(b"<CompleteMultipartUpload><Part><PartNumber>x</PartNumber>"),
+            Err(EncryptError::MalformedXml(_))
+        ));
+        complete_document(doc(&[1, 2, 3]).as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn the_upload_id_is_replaced_escaped() {
+        let doc = br#"<?xml version="1.0"?><InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>a&amp;b</UploadId></InitiateMultipartUploadResult>"#;
+        let out = rewrite_upload_id(doc, |id| {
+            assert_eq!(id, "a&b");
+            Ok("a&b.tok".into())
+        })
+        .unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("<UploadId>a&amp;b.tok</UploadId>")
+        );
+    }
+}

@@ -1,0 +1,617 @@
+//! Single objects: PutObject, GetObject (whole, ranged, by part), HeadObject, CopyObject,
+//! and the listings whose sizes are rewritten.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use s3_core::S3Operation;
+use tower_service::Service;
+
+use super::{Answer, Call, EncryptRequestBody, EncryptResponseBody, Routed, content_length};
+use crate::EncryptError;
+use crate::body::{BoxError, DecryptBody, EncryptBody, Window};
+use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
+use crate::format::{
+    DataKey, ENCRYPTED_SEGMENT_SIZE, SEGMENT_SIZE, StreamKey, encrypted_size,
+    multipart_plaintext_size, plaintext_size,
+};
+use crate::listing::{ListingKind, rewrite_listing};
+use crate::plaintext_check::{BodyOutcome, CheckedBody, PlaintextChecks, SharedOutcome};
+use crate::policy::{Binding, BucketEncryption};
+use crate::range::{ByteRange, Layout, RangePlan};
+
+/// The largest body of one PutObject or UploadPart (S3's 5 GiB).
+pub(super) const MAX_UPLOAD: u64 = 5 << 30;
+
+/// Conditional request headers a HEAD made for a ranged GET carries over.
+const CONDITIONAL_HEADERS: [header::HeaderName; 4] = [
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
+];
+
+/// The KEK, binding and plaintext-read setting of an encrypted bucket.
+pub(super) fn settings(
+    encryption: &BucketEncryption,
+) -> Option<(&Arc<dyn crate::KeyEncryptionKey>, Binding, bool)> {
+    match encryption {
+        BucketEncryption::Off => None,
+        BucketEncryption::On {
+            kek,
+            binding,
+            allow_plaintext_reads,
+        } => Some((kek, *binding, *allow_plaintext_reads)),
+    }
+}
+
+impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
+where
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S::Future: Send,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    /// The bucket and key of the request.
+    fn object(&self) -> Result<(String, String), EncryptError> {
+        let s3 = self.s3()?;
+        match (&s3.bucket, &s3.key) {
+            (Some(bucket), Some(key)) => Ok((bucket.clone(), key.clone())),
+            _ => Err(EncryptError::NotParsed),
+        }
+    }
+
+    /// The plaintext length of an upload, refusing framings the layer cannot encrypt.
+    pub(super) fn upload_length(&self) -> Result<u64, EncryptError> {
+        let headers = &self.parts.headers;
+        let chunked = headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("aws-chunked")))
+            || headers
+                .get("x-amz-content-sha256")
+                .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"))
+            || headers.contains_key("x-amz-decoded-content-length")
+            || headers.contains_key("x-amz-trailer");
+        if chunked {
+            return Err(EncryptError::UnsupportedEncoding(
+                "aws-chunked uploads must be decoded by an authentication layer before they are encrypted",
+            ));
+        }
+        let length = content_length(headers).ok_or(EncryptError::MissingLength)?;
+        if length > MAX_UPLOAD {
+            return Err(EncryptError::TooLarge);
+        }
+        Ok(length)
+    }
+
+    /// Turns the request into one that carries `body` encrypted with `key`: length, checksum
+    /// headers, body; returns the body and where its outcome is recorded.
+    pub(super) fn encrypting_body(
+        &mut self,
+        body: ReqBody,
+        key: StreamKey,
+        length: u64,
+    ) -> Result<(EncryptRequestBody<ReqBody>, SharedOutcome), EncryptError> {
+        let checks = PlaintextChecks::from_headers(&self.parts.headers)?;
+        let headers = &mut self.parts.headers;
+        PlaintextChecks::strip_request_headers(headers);
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(encrypted_size(length)),
+        );
+        headers.remove(header::TRANSFER_ENCODING);
+        let outcome: SharedOutcome = Arc::new(Mutex::new(BodyOutcome::default()));
+        let checked = CheckedBody::new(body, checks, Arc::clone(&outcome));
+        let body = EncryptRequestBody::Encrypted {
+            body: EncryptBody::new(checked, key, Some(length)),
+            outcome: Arc::clone(&outcome),
+        };
+        Ok((body, outcome))
+    }
+
+    /// Sends an encrypted upload and answers: the recorded failure if the body failed (the
+    /// backend saw a broken upload and stored nothing), else the backend's answer with its
+    /// ciphertext checksums replaced by the verified plaintext one.
+    pub(super) async fn send_upload(
+        &mut self,
+        body: EncryptRequestBody<ReqBody>,
+        outcome: &SharedOutcome,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let result = self.send(body).await;
+        let (failure, checksum) = match outcome.lock() {
+            Ok(mut slot) => (slot.failure.take(), slot.checksum.take()),
+            Err(_) => (
+                Some(EncryptError::Malformed("the upload state was lost")),
+                None,
+            ),
+        };
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        Ok(Routed::Backend(result.map(|response| {
+            let (mut parts, body) = response.into_parts();
+            PlaintextChecks::strip_response_headers(&mut parts.headers);
+            if parts.status.is_success()
+                && let Some((name, value)) = checksum
+            {
+                parts.headers.insert(name, value);
+            }
+            Response::from_parts(parts, EncryptResponseBody::Plain { body })
+        })))
+    }
+
+    pub(super) async fn put_object(
+        &mut self,
+        body: ReqBody,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let Some((kek, binding, _)) = settings(encryption) else {
+            return Err(EncryptError::Unsupported(
+                "copying an encrypted object to a bucket without encryption is not supported",
+            ));
+        };
+        let length = self.upload_length()?;
+        let (bucket, key) = self.object()?;
+        let (dek, wrapped) = kek
+            .generate_data_key(&binding.context(&bucket, &key))
+            .await?;
+        Envelope {
+            kek: kek.name().to_owned(),
+            wrapped,
+            binding,
+            layout: StoredLayout::Single { size: length },
+        }
+        .write(&mut self.parts.headers)?;
+        check_metadata_budget(&self.parts.headers)?;
+        let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, 0), length)?;
+        self.send_upload(body, &outcome).await
+    }
+
+    /// The envelope of a backend answer about an object, and its data key; `None` for an
+    /// object stored without encryption that the bucket may serve as it is.
+    async fn open_envelope(
+        policy: Arc<crate::EncryptionPolicy>,
+        headers: &HeaderMap,
+        allow_plaintext: bool,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Envelope, DataKey)>, EncryptError> {
+        let Some(envelope) = Envelope::from_headers(headers)? else {
+            return if allow_plaintext {
+                Ok(None)
+            } else {
+                Err(EncryptError::NotEncrypted)
+            };
+        };
+        let kek = policy.kek(&envelope.kek)?;
+        let dek = kek
+            .unwrap(&envelope.wrapped, &envelope.binding.context(bucket, key))
+            .await?;
+        Ok(Some((envelope, dek)))
+    }
+
+    pub(super) async fn get_object(
+        &mut self,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
+        let range = match self.parts.headers.get(header::RANGE) {
+            None => None,
+            Some(value) => ByteRange::parse(value.to_str().unwrap_or(""))?,
+        };
+        let part_number = self.s3()?.query.get("partNumber").map(str::to_owned);
+        if range.is_some() && part_number.is_some() {
+            return Err(EncryptError::UnsupportedRange(
+                "a Range header and partNumber cannot be combined",
+            ));
+        }
+        let Some(range) = range else {
+            self.parts.headers.remove(header::RANGE);
+            return self.get_whole(allow_plaintext).await;
+        };
+        // A ranged read needs the stored size and the envelope first.
+        let (bucket, key) = self.object()?;
+        let mut head = self.s3()?.clone();
+        head.operation = S3Operation::HeadObject;
+        let mut head_headers = HeaderMap::new();
+        for name in CONDITIONAL_HEADERS {
+            if let Some(value) = self.parts.headers.get(&name) {
+                head_headers.insert(name, value.clone());
+            }
+        }
+        let head_response = match self.send_own(Method::HEAD, head, head_headers).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if head_response.status() != StatusCode::OK {
+            // Not found, not modified, precondition failed...: let the GET itself answer,
+            // with the backend's error document.
+            self.parts.headers.remove(header::RANGE);
+            return self.get_whole(allow_plaintext).await;
+        }
+        let stored = content_length(head_response.headers())
+            .ok_or_else(|| EncryptError::Backend("HEAD without Content-Length".into()))?;
+        let etag = head_response.headers().get(header::ETAG).cloned();
+        let Some((envelope, dek)) = Self::open_envelope(
+            Arc::clone(&self.policy),
+            head_response.headers(),
+            allow_plaintext,
+            &bucket,
+            &key,
+        )
+        .await?
+        else {
+            return Ok(Routed::Backend(self.forward_plain_empty().await));
+        };
+        let layout = stored_layout(&envelope, stored)?;
+        let plan = RangePlan::new(layout, range)?;
+        self.parts.headers.insert(
+            header::RANGE,
+            HeaderValue::from_str(&plan.backend_range_header())
+                .map_err(|_| EncryptError::InvalidRange)?,
+        );
+        if let Some(etag) = etag {
+            self.parts.headers.insert(header::IF_MATCH, etag);
+        }
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if response.status() != StatusCode::PARTIAL_CONTENT {
+            if response.status().is_success() {
+                return Err(EncryptError::Backend(
+                    "a ranged GET was not answered with 206".into(),
+                ));
+            }
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        let (mut parts, body) = response.into_parts();
+        let body = match envelope.layout {
+            StoredLayout::Single { .. } => {
+                DecryptBody::window(body, StreamKey::derive(&dek, plan.part()), plan.window())
+            }
+            StoredLayout::Multipart => DecryptBody::multipart(body, &dek, plan.window()),
+        };
+        plaintext_headers(&mut parts.headers, plan.len());
+        parts.headers.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&plan.content_range()).map_err(|_| EncryptError::InvalidRange)?,
+        );
+        Ok(Routed::Answer(Response::from_parts(
+            parts,
+            EncryptResponseBody::Decrypted { body },
+        )))
+    }
+
+    /// Forwards a GET with no body (the original request body of a GET is empty).
+    async fn forward_plain_empty(&mut self) -> Result<Answer<ResBody>, S::Error> {
+        let response = self.send(EncryptRequestBody::empty()).await?;
+        Ok(response.map(|body| EncryptResponseBody::Plain { body }))
+    }
+
+    /// A GET of the whole object (or of one part with `?partNumber=`).
+    async fn get_whole(
+        &mut self,
+        allow_plaintext: bool,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let (bucket, key) = self.object()?;
+        let part_number = self.s3()?.query.get("partNumber").map(str::to_owned);
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        let status = response.status();
+        if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        let Some((envelope, dek)) = Self::open_envelope(
+            Arc::clone(&self.policy),
+            response.headers(),
+            allow_plaintext,
+            &bucket,
+            &key,
+        )
+        .await?
+        else {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        };
+        let (mut parts, body) = response.into_parts();
+        let stored = content_length(&parts.headers)
+            .ok_or_else(|| EncryptError::Backend("GET without Content-Length".into()))?;
+        let (body, length, content_range) = match (envelope.layout, part_number, status) {
+            (StoredLayout::Multipart, Some(part), StatusCode::PARTIAL_CONTENT) => {
+                // One part: a stream of its own under that part's key.
+                let part: u16 = part
+                    .parse()
+                    .map_err(|_| EncryptError::Backend("a part number out of range".into()))?;
+                let size = plaintext_size(stored)?;
+                let range = part_content_range(&parts.headers, size)?;
+                let body =
+                    DecryptBody::window(body, StreamKey::derive(&dek, part), Window::sized(size));
+                (body, size, range)
+            }
+            (StoredLayout::Multipart, _, _) => {
+                let size = multipart_plaintext_size(stored)?;
+                let window = RangePlan::new(
+                    Layout::Multipart {
+                        plaintext_size: size,
+                        stored_size: stored,
+                    },
+                    ByteRange::From(0),
+                )
+                .map(|plan| plan.window());
+                let body = match window {
+                    Ok(window) => DecryptBody::multipart(body, &dek, window),
+                    // An empty multipart object (one empty part).
+                    Err(_) => DecryptBody::multipart(body, &dek, Window::sized(0)),
+                };
+                (body, size, None)
+            }
+            (StoredLayout::Single { size }, _, _) => {
+                if plaintext_size(stored)? != size {
+                    return Err(EncryptError::InvalidEnvelope(
+                        "the stored size does not match the envelope",
+                    ));
+                }
+                let body =
+                    DecryptBody::window(body, StreamKey::derive(&dek, 0), Window::sized(size));
+                let range = (status == StatusCode::PARTIAL_CONTENT && size > 0)
+                    .then(|| format!("bytes 0-{}/{size}", size - 1));
+                (body, size, range)
+            }
+        };
+        plaintext_headers(&mut parts.headers, length);
+        parts.headers.remove(header::CONTENT_RANGE);
+        if let Some(range) = content_range
+            && let Ok(value) = HeaderValue::from_str(&range)
+        {
+            parts.headers.insert(header::CONTENT_RANGE, value);
+        }
+        Ok(Routed::Answer(Response::from_parts(
+            parts,
+            EncryptResponseBody::Decrypted { body },
+        )))
+    }
+
+    pub(super) async fn head_object(
+        &mut self,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
+        // Sizes are answered for the whole object (or part); a range on HEAD is not mapped.
+        self.parts.headers.remove(header::RANGE);
+        let part = self.s3()?.query.has("partNumber");
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        let status = response.status();
+        if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        // Only the envelope is needed, not the data key: a HEAD never calls the key service.
+        let Some(envelope) = Envelope::from_headers(response.headers())? else {
+            if allow_plaintext {
+                return Ok(Routed::Backend(Ok(
+                    response.map(|body| EncryptResponseBody::Plain { body })
+                )));
+            }
+            return Err(EncryptError::NotEncrypted);
+        };
+        let (mut parts, body) = response.into_parts();
+        let stored = content_length(&parts.headers)
+            .ok_or_else(|| EncryptError::Backend("HEAD without Content-Length".into()))?;
+        let (length, range) = match (
+            envelope.layout,
+            part && status == StatusCode::PARTIAL_CONTENT,
+        ) {
+            (StoredLayout::Multipart, true) => {
+                let size = plaintext_size(stored)?;
+                (size, part_content_range(&parts.headers, size)?)
+            }
+            (StoredLayout::Multipart, false) => (multipart_plaintext_size(stored)?, None),
+            (StoredLayout::Single { size }, whole_part) => {
+                if plaintext_size(stored)? != size {
+                    return Err(EncryptError::InvalidEnvelope(
+                        "the stored size does not match the envelope",
+                    ));
+                }
+                let range =
+                    (whole_part && size > 0).then(|| format!("bytes 0-{}/{size}", size - 1));
+                (size, range)
+            }
+        };
+        plaintext_headers(&mut parts.headers, length);
+        parts.headers.remove(header::CONTENT_RANGE);
+        if let Some(range) = range
+            && let Ok(value) = HeaderValue::from_str(&range)
+        {
+            parts.headers.insert(header::CONTENT_RANGE, value);
+        }
+        Ok(Routed::Backend(Ok(Response::from_parts(
+            parts,
+            EncryptResponseBody::Plain { body },
+        ))))
+    }
+
+    /// CopyObject: a server-side copy keeps the ciphertext when the destination would wrap
+    /// the data key the same way (same KEK, a binding that does not name the object or the
+    /// bucket it leaves); `REPLACE` copies get the source's envelope back in.
+    pub(super) async fn copy_object(
+        &mut self,
+        body: ReqBody,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let s3 = self.s3()?.clone();
+        let (bucket, _) = self.object()?;
+        let source = s3.copy_source.clone().ok_or(EncryptError::NotParsed)?;
+        let source_encryption = self.policy.for_bucket(&source.bucket).clone();
+        let same_wrapping = match (settings(&source_encryption), settings(encryption)) {
+            (Some((source_kek, source_binding, _)), Some((kek, binding, _))) => {
+                source_kek.name() == kek.name()
+                    && source_binding == binding
+                    && (binding == Binding::None
+                        || (binding == Binding::Bucket && source.bucket == bucket))
+            }
+            _ => false,
+        };
+        if !same_wrapping {
+            return Err(EncryptError::Unsupported(
+                "this copy would need the object re-encrypted (another KEK, binding or bucket encryption setting); copy it through the gateway with GET and PUT",
+            ));
+        }
+        let replace = self
+            .parts
+            .headers
+            .get("x-amz-metadata-directive")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
+        if replace {
+            // The source's envelope, read with a HEAD of the source (its version if named).
+            let mut head = s3.clone();
+            head.operation = S3Operation::HeadObject;
+            head.bucket = Some(source.bucket.clone());
+            head.key = Some(source.key.clone());
+            head.copy_source = None;
+            head.query = s3_core::Query::default();
+            if let Some(version) = &source.version_id {
+                head.query.set("versionId", version.clone());
+            }
+            let response = match self.send_own(Method::HEAD, head, HeaderMap::new()).await {
+                Ok(response) => response,
+                Err(e) => return Ok(Routed::Backend(Err(e))),
+            };
+            if response.status() != StatusCode::OK {
+                return Ok(Routed::Backend(self.forward_plain(body).await));
+            }
+            let Some(envelope) = Envelope::from_headers(response.headers())? else {
+                return Err(EncryptError::NotEncrypted);
+            };
+            envelope.write(&mut self.parts.headers)?;
+            check_metadata_budget(&self.parts.headers)?;
+        }
+        // Checksums of the copy would be of the ciphertext; the client asked for plaintext.
+        self.parts.headers.remove("x-amz-checksum-algorithm");
+        let result = self.send(EncryptRequestBody::Plain { body }).await;
+        Ok(Routed::Backend(result.map(|response| {
+            response.map(|body| EncryptResponseBody::Plain { body })
+        })))
+    }
+
+    /// ListObjects (v1, v2) and ListObjectVersions: stored sizes become plaintext sizes.
+    pub(super) async fn list_objects(
+        &mut self,
+        operation: S3Operation,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let kind = match operation {
+            S3Operation::ListObjects => ListingKind::ListObjects,
+            S3Operation::ListObjectsV2 => ListingKind::ListObjectsV2,
+            _ => ListingKind::ListObjectVersions,
+        };
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if response.status() != StatusCode::OK {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        let (parts, body) = response.into_parts();
+        let document = super::read_document(body).await?;
+        // A size no encrypted object has is an object stored without encryption (a bucket
+        // that allows plaintext reads): left as it is.
+        let rewritten = rewrite_listing(
+            &document,
+            kind,
+            &mut |entry| {
+                Ok(multipart_plaintext_size(entry.stored_size).unwrap_or(entry.stored_size))
+            },
+            &mut str::to_owned,
+        )?;
+        Ok(Routed::Answer(document_response(parts, rewritten)))
+    }
+}
+
+/// The layout of an object stored as `stored` bytes under `envelope`.
+pub(super) fn stored_layout(envelope: &Envelope, stored: u64) -> Result<Layout, EncryptError> {
+    match envelope.layout {
+        StoredLayout::Single { size } => {
+            if plaintext_size(stored)? != size {
+                return Err(EncryptError::InvalidEnvelope(
+                    "the stored size does not match the envelope",
+                ));
+            }
+            Ok(Layout::SingleStream {
+                plaintext_size: size,
+            })
+        }
+        StoredLayout::Multipart => Ok(Layout::Multipart {
+            plaintext_size: multipart_plaintext_size(stored)?,
+            stored_size: stored,
+        }),
+    }
+}
+
+/// The plaintext `Content-Range` of one part of a multipart object, from the backend's
+/// (`bytes a-b/total` in stored bytes): parts before it hold whole segments, so its first
+/// plaintext byte is `a / U * S`.
+fn part_content_range(headers: &HeaderMap, size: u64) -> Result<Option<String>, EncryptError> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let parse = || -> Option<(u64, u64)> {
+        let spec = value.to_str().ok()?.strip_prefix("bytes ")?;
+        let (range, total) = spec.split_once('/')?;
+        let (first, _) = range.split_once('-')?;
+        Some((first.parse().ok()?, total.parse().ok()?))
+    };
+    let (first, total) = parse()
+        .ok_or_else(|| EncryptError::Backend("a Content-Range that does not parse".into()))?;
+    let u = ENCRYPTED_SEGMENT_SIZE as u64;
+    if first % u != 0 {
+        return Err(EncryptError::Malformed(
+            "a part that does not start on a segment boundary",
+        ));
+    }
+    let start = first / u * SEGMENT_SIZE as u64;
+    let total = multipart_plaintext_size(total)?;
+    if size == 0 {
+        return Ok(Some(format!("bytes */{total}")));
+    }
+    Ok(Some(format!("bytes {start}-{}/{total}", start + size - 1)))
+}
+
+/// Makes response headers describe `length` plaintext bytes: length, no envelope, no
+/// ciphertext checksums or MD5.
+fn plaintext_headers(headers: &mut HeaderMap, length: u64) {
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    strip_envelope(headers);
+    PlaintextChecks::strip_response_headers(headers);
+    headers.remove("content-md5");
+}
+
+/// A response carrying a rewritten document.
+pub(super) fn document_response<R>(
+    mut parts: http::response::Parts,
+    document: Vec<u8>,
+) -> Answer<R> {
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(document.len()));
+    parts.headers.remove("content-md5");
+    PlaintextChecks::strip_response_headers(&mut parts.headers);
+    Response::from_parts(parts, EncryptResponseBody::from(Bytes::from(document)))
+}
