@@ -48,9 +48,14 @@ const DOCUMENT_LIMIT: usize = 16 * 1024 * 1024;
 ///
 /// let kek = Arc::new(LocalKek::from_bytes(&[7u8; 32]).unwrap());
 /// let policy = EncryptionPolicy::new(BucketEncryption::encrypt(kek));
-/// let backend = tower::service_fn(|_req: http::Request<_>| async {
-///     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
-/// });
+/// // The backend (in a gateway: s3_resign::ResignLayer over its Upstream client).
+/// let backend = tower::service_fn(
+///     |_req: http::Request<s3_encrypt::EncryptRequestBody<http_body_util::Empty<bytes::Bytes>>>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(
+///             http_body_util::Empty::<bytes::Bytes>::new(),
+///         ))
+///     },
+/// );
 /// let service = ServiceBuilder::new()
 ///     .layer(S3RequestLayer::new())
 ///     .layer(EncryptLayer::new(policy))

@@ -3,10 +3,11 @@
 //! upload id the client receives, so any replica encrypts any part, in any order.
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use quick_xml::Reader;
 use quick_xml::events::Event;
+use s3_core::S3Operation;
 use tower_service::Service;
 
 use super::object::{document_response, settings};
@@ -14,7 +15,7 @@ use super::{Call, EncryptRequestBody, EncryptResponseBody, Routed, read_document
 use crate::EncryptError;
 use crate::body::BoxError;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget};
-use crate::format::{StreamKey, plaintext_size};
+use crate::format::{ENCRYPTED_SEGMENT_SIZE, StreamKey, plaintext_size};
 use crate::listing::{ListingKind, rewrite_listing};
 use crate::plaintext_check::PlaintextChecks;
 use crate::policy::BucketEncryption;
@@ -146,9 +147,15 @@ where
         &mut self,
         body: ReqBody,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
-        self.backend_upload_id()?;
+        let (_, upload) = self.backend_upload_id()?;
         let document = read_document(body).await?;
-        let rewritten = complete_document(&document)?;
+        let (rewritten, parts) = complete_document(&document)?;
+        if let Err(refusal) = self.check_part_sizes(&upload.backend_id, parts).await {
+            return match refusal {
+                Refusal::Backend(result) => Ok(Routed::Backend(result)),
+                Refusal::Encrypt(e) => Err(e),
+            };
+        }
         let headers = &mut self.parts.headers;
         PlaintextChecks::strip_request_headers(headers);
         for name in WHOLE_OBJECT_HEADERS {
@@ -164,6 +171,62 @@ where
             PlaintextChecks::strip_response_headers(&mut parts.headers);
             Response::from_parts(parts, EncryptResponseBody::Plain { body })
         })))
+    }
+
+    /// Before completing: every part but the last must hold the same number of whole
+    /// segments, so that sizes stay exact and any replica can locate a part's segments
+    /// (§8a). The stored part sizes come from the backend's ListParts.
+    async fn check_part_sizes(
+        &mut self,
+        backend_id: &str,
+        parts: u32,
+    ) -> Result<(), Refusal<ResBody, S::Error>> {
+        let mut sizes: Vec<u64> = Vec::new();
+        let mut marker = 0u32;
+        while (sizes.len() as u64) < u64::from(parts) {
+            let mut list = self.s3().map_err(Refusal::Encrypt)?.clone();
+            list.operation = S3Operation::ListParts;
+            list.query = s3_core::Query::default();
+            list.query.set("uploadId", backend_id);
+            list.query.set("max-parts", "1000");
+            if marker > 0 {
+                list.query.set("part-number-marker", marker.to_string());
+            }
+            let response = self
+                .send_own(Method::GET, list, HeaderMap::new())
+                .await
+                .map_err(|e| Refusal::Backend(Err(e)))?;
+            if response.status() != StatusCode::OK {
+                return Err(Refusal::Backend(Ok(
+                    response.map(|body| EncryptResponseBody::Plain { body })
+                )));
+            }
+            let document = read_document(response.into_body())
+                .await
+                .map_err(Refusal::Encrypt)?;
+            let mut page: Vec<(u32, u64)> = Vec::new();
+            rewrite_listing(
+                &document,
+                ListingKind::ListParts,
+                &mut |entry| {
+                    page.push((entry.part_number.unwrap_or(0), entry.stored_size));
+                    Ok(entry.stored_size)
+                },
+                &mut str::to_owned,
+            )
+            .map_err(Refusal::Encrypt)?;
+            let Some(&(last, _)) = page.last() else { break };
+            for (number, size) in page {
+                if u64::from(number) == sizes.len() as u64 + 1 {
+                    sizes.push(size);
+                }
+            }
+            if last <= marker {
+                break;
+            }
+            marker = last;
+        }
+        uniform_parts(&sizes, parts).map_err(Refusal::Encrypt)
     }
 
     pub(super) async fn abort_upload(
@@ -197,6 +260,35 @@ where
     }
 }
 
+/// Why a check refused: the layer's own error, or the backend's answer passed on.
+enum Refusal<R, E> {
+    Encrypt(EncryptError),
+    Backend(Result<super::Answer<R>, E>),
+}
+
+/// The rule for the stored sizes of parts `1..=parts` (in order): all present, every one but
+/// the last the same, whole segments, and each a valid segment stream.
+fn uniform_parts(sizes: &[u64], parts: u32) -> Result<(), EncryptError> {
+    const RULE: &str = "Every part of an encrypted multipart upload except the last must have the same size, a multiple of 64 KiB (65536 bytes)";
+    if (sizes.len() as u64) < u64::from(parts) {
+        return Err(EncryptError::InvalidPart(format!(
+            "Part {} was not uploaded",
+            sizes.len() + 1
+        )));
+    }
+    let Some((last, rest)) = sizes.split_last() else {
+        return Ok(());
+    };
+    let unit = ENCRYPTED_SEGMENT_SIZE as u64;
+    if let Some(&first) = rest.first()
+        && (first == 0 || first % unit != 0 || rest.iter().any(|&size| size != first))
+    {
+        return Err(EncryptError::InvalidPart(RULE.into()));
+    }
+    plaintext_size(*last).map_err(|_| EncryptError::InvalidPart(RULE.into()))?;
+    Ok(())
+}
+
 /// Replaces the text of the top-level `<UploadId>` of an `InitiateMultipartUploadResult`.
 fn rewrite_upload_id(
     document: &[u8],
@@ -219,7 +311,7 @@ fn rewrite_upload_id(
 /// Checks a `CompleteMultipartUpload` body and rewrites it for the backend: part numbers must
 /// ascend and be consecutive from 1 (so every replica can locate a part's segments); the
 /// parts' checksums (of the plaintext) are left out.
-fn complete_document(document: &[u8]) -> Result<Vec<u8>, EncryptError> {
+fn complete_document(document: &[u8]) -> Result<(Vec<u8>, u32), EncryptError> {
     let malformed = || EncryptError::MalformedXml("The XML you provided was not well-formed");
     let text = std::str::from_utf8(document).map_err(|_| malformed())?;
     let mut reader = Reader::from_str(text);
@@ -290,7 +382,10 @@ fn complete_document(document: &[u8]) -> Result<Vec<u8>, EncryptError> {
         out.push_str("</ETag></Part>");
     }
     out.push_str("</CompleteMultipartUpload>");
-    Ok(out.into_bytes())
+    Ok((
+        out.into_bytes(),
+        u32::try_from(parts.len()).unwrap_or(u32::MAX),
+    ))
 }
 
 #[cfg(test)]
@@ -304,7 +399,9 @@ mod tests {
   <Part><ETag>&quot;a1&quot;</ETag><PartNumber>1</PartNumber><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>
   <Part><PartNumber>2</PartNumber><ETag>"b2"</ETag></Part>
 </CompleteMultipartUpload>"#;
-        let out = String::from_utf8(complete_document(body).unwrap()).unwrap();
+        let (out, count) = complete_document(body).unwrap();
+        assert_eq!(count, 2);
+        let out = String::from_utf8(out).unwrap();
         assert!(out.ends_with(
             "<Part><PartNumber>1</PartNumber><ETag>&quot;a1&quot;</ETag></Part><Part><PartNumber>2</PartNumber><ETag>&quot;b2&quot;</ETag></Part></CompleteMultipartUpload>"
         ), "{out}");
@@ -344,6 +441,29 @@ mod tests {
             Err(EncryptError::MalformedXml(_))
         ));
         complete_document(doc(&[1, 2, 3]).as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn part_sizes_must_be_uniform_whole_segments_but_the_last() {
+        let u = ENCRYPTED_SEGMENT_SIZE as u64;
+        uniform_parts(&[80 * u, 80 * u, 37], 3).unwrap();
+        uniform_parts(&[80 * u, 80 * u, 81 * u + 40], 3).unwrap();
+        uniform_parts(&[80 * u, 32], 2).unwrap();
+        uniform_parts(&[77], 1).unwrap();
+        for (sizes, parts) in [
+            (vec![80 * u, 81 * u, 5], 3),
+            (vec![80 * u + 1, 80 * u + 1, 5], 3),
+            (vec![80 * u, 80 * u], 3),
+            (vec![80 * u, 7], 2),
+        ] {
+            assert!(
+                matches!(
+                    uniform_parts(&sizes, parts),
+                    Err(EncryptError::InvalidPart(_))
+                ),
+                "{sizes:?}"
+            );
+        }
     }
 
     #[test]

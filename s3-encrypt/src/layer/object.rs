@@ -343,19 +343,7 @@ where
             }
             (StoredLayout::Multipart, _, _) => {
                 let size = multipart_plaintext_size(stored)?;
-                let window = RangePlan::new(
-                    Layout::Multipart {
-                        plaintext_size: size,
-                        stored_size: stored,
-                    },
-                    ByteRange::From(0),
-                )
-                .map(|plan| plan.window());
-                let body = match window {
-                    Ok(window) => DecryptBody::multipart(body, &dek, window),
-                    // An empty multipart object (one empty part).
-                    Err(_) => DecryptBody::multipart(body, &dek, Window::sized(0)),
-                };
+                let body = DecryptBody::multipart(body, &dek, Window::multipart_whole(stored)?);
                 (body, size, None)
             }
             (StoredLayout::Single { size }, _, _) => {
