@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
 use pin_project_lite::pin_project;
 
 use crate::body::{BoxError, DecryptBody, EncryptBody};
@@ -24,6 +25,12 @@ pin_project! {
         /// Checked on the plaintext and encrypted; failures are recorded in `outcome`.
         Encrypted {
             #[pin] body: EncryptBody<CheckedBody<B>>,
+            outcome: SharedOutcome,
+        },
+        /// A copy's source read as plaintext, encrypted again or not; failures are
+        /// recorded in `outcome`.
+        Copied {
+            #[pin] body: UnsyncBoxBody<Bytes, BoxError>,
             outcome: SharedOutcome,
         },
         /// A rewritten document (a `CompleteMultipartUpload` body) or nothing.
@@ -63,6 +70,13 @@ where
                 }
                 polled
             }
+            RequestBodyProj::Copied { body, outcome } => {
+                let polled = body.poll_frame(cx);
+                if let Poll::Ready(Some(Err(e))) = &polled {
+                    record_failure(outcome, e);
+                }
+                polled
+            }
             RequestBodyProj::Buffered { body } => body.poll_frame(cx).map_err(|e| match e {}),
         }
     }
@@ -71,6 +85,7 @@ where
         match self {
             Self::Plain { body } => body.is_end_stream(),
             Self::Encrypted { body, .. } => body.is_end_stream(),
+            Self::Copied { body, .. } => body.is_end_stream(),
             Self::Buffered { body } => body.is_end_stream(),
         }
     }
@@ -79,6 +94,7 @@ where
         match self {
             Self::Plain { body } => body.size_hint(),
             Self::Encrypted { body, .. } => body.size_hint(),
+            Self::Copied { body, .. } => body.size_hint(),
             Self::Buffered { body } => body.size_hint(),
         }
     }

@@ -5,8 +5,10 @@
 //! id, and operations that would need plaintext at the backend refused.
 
 mod bodies;
+mod copy;
 mod multipart;
 mod object;
+mod read;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -205,7 +207,9 @@ where
         }
     }
 
+    #[allow(clippy::enum_glob_use)]
     async fn route(&mut self, body: ReqBody) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        use S3Operation as Op;
         refuse_reserved_metadata(&self.parts.headers)?;
         let s3 = self.s3()?;
         let operation = s3.operation;
@@ -220,7 +224,6 @@ where
         if !encryption.is_on() && !copy_source_encrypted {
             return Ok(Routed::Backend(self.forward_plain(body).await));
         }
-        use S3Operation as Op;
         match operation {
             Op::PutObject => self.put_object(body, &encryption).await,
             Op::GetObject => self.get_object(&encryption).await,
@@ -234,9 +237,7 @@ where
             Op::ListObjects | Op::ListObjectsV2 | Op::ListObjectVersions => {
                 self.list_objects(operation).await
             }
-            Op::UploadPartCopy => Err(EncryptError::Unsupported(
-                "UploadPartCopy is not supported on encrypted buckets yet: upload the part's bytes instead",
-            )),
+            Op::UploadPartCopy => self.upload_part_copy(&encryption).await,
             Op::SelectObjectContent => Err(EncryptError::Unsupported(
                 "SelectObjectContent needs plaintext at the backend and is not available on encrypted buckets",
             )),

@@ -10,12 +10,13 @@ use quick_xml::events::Event;
 use s3_core::S3Operation;
 use tower_service::Service;
 
+use super::copy::CopyTarget;
 use super::object::{document_response, settings};
 use super::{Call, EncryptRequestBody, EncryptResponseBody, Routed, read_document};
 use crate::EncryptError;
 use crate::body::BoxError;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget};
-use crate::format::{ENCRYPTED_SEGMENT_SIZE, StreamKey, plaintext_size};
+use crate::format::{DataKey, ENCRYPTED_SEGMENT_SIZE, StreamKey, plaintext_size};
 use crate::listing::{ListingKind, rewrite_listing};
 use crate::plaintext_check::PlaintextChecks;
 use crate::policy::BucketEncryption;
@@ -122,6 +123,28 @@ where
                     "Part number must be an integer between 1 and 10000".into(),
                 )
             })?;
+        let dek = self.upload_data_key().await?;
+        let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, part), length)?;
+        self.send_upload(body, &outcome).await
+    }
+
+    /// The `partNumber` of an UploadPart or UploadPartCopy.
+    fn part_number(&self) -> Result<u16, EncryptError> {
+        self.s3()?
+            .query
+            .get("partNumber")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| (1..=crate::format::MAX_PART).contains(p))
+            .ok_or_else(|| {
+                EncryptError::InvalidPart(
+                    "Part number must be an integer between 1 and 10000".into(),
+                )
+            })
+    }
+
+    /// The data key the request's upload id carries, unwrapped and checked against the id;
+    /// the query then names the backend's upload id.
+    async fn upload_data_key(&mut self) -> Result<DataKey, EncryptError> {
         let (_, parsed) = self.backend_upload_id()?;
         let key = parsed.key.clone().ok_or(EncryptError::UnknownUpload)?;
         let s3 = self.s3()?;
@@ -139,8 +162,22 @@ where
             Err(e) => return Err(e),
         };
         parsed.verify(&dek)?;
-        let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, part), length)?;
-        self.send_upload(body, &outcome).await
+        Ok(dek)
+    }
+
+    pub(super) async fn upload_part_copy(
+        &mut self,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let part = self.part_number()?;
+        let dek = if encryption.is_on() {
+            Some(self.upload_data_key().await?)
+        } else {
+            self.backend_upload_id()?;
+            None
+        };
+        self.copy_through(encryption, CopyTarget::Part { part, dek })
+            .await
     }
 
     pub(super) async fn complete_upload(
@@ -152,7 +189,7 @@ where
         let (rewritten, parts) = complete_document(&document)?;
         if let Err(refusal) = self.check_part_sizes(&upload.backend_id, parts).await {
             return match refusal {
-                Refusal::Backend(result) => Ok(Routed::Backend(result)),
+                Refusal::Backend(result) => Ok(Routed::Backend(*result)),
                 Refusal::Encrypt(e) => Err(e),
             };
         }
@@ -195,11 +232,11 @@ where
             let response = self
                 .send_own(Method::GET, list, HeaderMap::new())
                 .await
-                .map_err(|e| Refusal::Backend(Err(e)))?;
+                .map_err(|e| Refusal::Backend(Box::new(Err(e))))?;
             if response.status() != StatusCode::OK {
-                return Err(Refusal::Backend(Ok(
+                return Err(Refusal::Backend(Box::new(Ok(
                     response.map(|body| EncryptResponseBody::Plain { body })
-                )));
+                ))));
             }
             let document = read_document(response.into_body())
                 .await
@@ -263,7 +300,7 @@ where
 /// Why a check refused: the layer's own error, or the backend's answer passed on.
 enum Refusal<R, E> {
     Encrypt(EncryptError),
-    Backend(Result<super::Answer<R>, E>),
+    Backend(Box<Result<super::Answer<R>, E>>),
 }
 
 /// The rule for the stored sizes of parts `1..=parts` (in order): all present, every one but
@@ -390,6 +427,8 @@ fn complete_document(document: &[u8]) -> Result<(Vec<u8>, u32), EncryptError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::*;
 
     #[test]
@@ -413,9 +452,7 @@ mod tests {
         let doc = |numbers: &[u32]| {
             let mut s = String::from("<CompleteMultipartUpload>");
             for n in numbers {
-                s.push_str(&format!(
-                    "<Part><PartNumber>{n}</PartNumber><ETag>e</ETag></Part>"
-                ));
+                let _ = write!(s, "<Part><PartNumber>{n}</PartNumber><ETag>e</ETag></Part>");
             }
             s.push_str("</CompleteMultipartUpload>");
             s

@@ -9,29 +9,19 @@ use http_body::Body;
 use s3_core::S3Operation;
 use tower_service::Service;
 
+use super::read::{Opened, ReadError, ReadTarget, part_content_range};
 use super::{Answer, Call, EncryptRequestBody, EncryptResponseBody, Routed, content_length};
 use crate::EncryptError;
-use crate::body::{BoxError, DecryptBody, EncryptBody, Window};
+use crate::body::{BoxError, EncryptBody};
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
-use crate::format::{
-    DataKey, ENCRYPTED_SEGMENT_SIZE, SEGMENT_SIZE, StreamKey, encrypted_size,
-    multipart_plaintext_size, plaintext_size,
-};
+use crate::format::{StreamKey, encrypted_size, multipart_plaintext_size, plaintext_size};
 use crate::listing::{ListingKind, rewrite_listing};
 use crate::plaintext_check::{BodyOutcome, CheckedBody, PlaintextChecks, SharedOutcome};
 use crate::policy::{Binding, BucketEncryption};
-use crate::range::{ByteRange, Layout, RangePlan};
+use crate::range::{ByteRange, Layout};
 
 /// The largest body of one PutObject or UploadPart (S3's 5 GiB).
 pub(super) const MAX_UPLOAD: u64 = 5 << 30;
-
-/// Conditional request headers a HEAD made for a ranged GET carries over.
-const CONDITIONAL_HEADERS: [header::HeaderName; 4] = [
-    header::IF_MATCH,
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_UNMODIFIED_SINCE,
-];
 
 /// The KEK, binding and plaintext-read setting of an encrypted bucket.
 pub(super) fn settings(
@@ -172,204 +162,41 @@ where
         self.send_upload(body, &outcome).await
     }
 
-    /// The envelope of a backend answer about an object, and its data key; `None` for an
-    /// object stored without encryption that the bucket may serve as it is.
-    async fn open_envelope(
-        policy: Arc<crate::EncryptionPolicy>,
-        headers: &HeaderMap,
-        allow_plaintext: bool,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<(Envelope, DataKey)>, EncryptError> {
-        let Some(envelope) = Envelope::from_headers(headers)? else {
-            return if allow_plaintext {
-                Ok(None)
-            } else {
-                Err(EncryptError::NotEncrypted)
-            };
-        };
-        let kek = policy.kek(&envelope.kek)?;
-        let dek = kek
-            .unwrap(&envelope.wrapped, &envelope.binding.context(bucket, key))
-            .await?;
-        Ok(Some((envelope, dek)))
-    }
-
     pub(super) async fn get_object(
         &mut self,
         encryption: &BucketEncryption,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
-        let range = match self.parts.headers.get(header::RANGE) {
+        let raw_range = self.parts.headers.get(header::RANGE).cloned();
+        let range = match &raw_range {
             None => None,
             Some(value) => ByteRange::parse(value.to_str().unwrap_or(""))?,
         };
-        let part_number = self.s3()?.query.get("partNumber").map(str::to_owned);
-        if range.is_some() && part_number.is_some() {
+        let s3 = self.s3()?.clone();
+        if range.is_some() && s3.query.has("partNumber") {
             return Err(EncryptError::UnsupportedRange(
                 "a Range header and partNumber cannot be combined",
             ));
         }
-        let Some(range) = range else {
-            self.parts.headers.remove(header::RANGE);
-            return self.get_whole(allow_plaintext).await;
-        };
-        // A ranged read needs the stored size and the envelope first.
-        let (bucket, key) = self.object()?;
-        let mut head = self.s3()?.clone();
-        head.operation = S3Operation::HeadObject;
-        let mut head_headers = HeaderMap::new();
-        for name in CONDITIONAL_HEADERS {
-            if let Some(value) = self.parts.headers.get(&name) {
-                head_headers.insert(name, value.clone());
-            }
-        }
-        let head_response = match self.send_own(Method::HEAD, head, head_headers).await {
-            Ok(response) => response,
-            Err(e) => return Ok(Routed::Backend(Err(e))),
-        };
-        if head_response.status() != StatusCode::OK {
-            // Not found, not modified, precondition failed...: let the GET itself answer,
-            // with the backend's error document.
-            self.parts.headers.remove(header::RANGE);
-            return self.get_whole(allow_plaintext).await;
-        }
-        let stored = content_length(head_response.headers())
-            .ok_or_else(|| EncryptError::Backend("HEAD without Content-Length".into()))?;
-        let etag = head_response.headers().get(header::ETAG).cloned();
-        let Some((envelope, dek)) = Self::open_envelope(
-            Arc::clone(&self.policy),
-            head_response.headers(),
+        let mut headers = self.parts.headers.clone();
+        headers.remove(header::RANGE);
+        let target = ReadTarget {
+            s3,
+            headers,
+            range,
+            raw_range,
             allow_plaintext,
-            &bucket,
-            &key,
-        )
-        .await?
-        else {
-            return Ok(Routed::Backend(self.forward_plain_empty().await));
         };
-        let layout = stored_layout(&envelope, stored)?;
-        let plan = RangePlan::new(layout, range)?;
-        self.parts.headers.insert(
-            header::RANGE,
-            HeaderValue::from_str(&plan.backend_range_header())
-                .map_err(|_| EncryptError::InvalidRange)?,
-        );
-        if let Some(etag) = etag {
-            self.parts.headers.insert(header::IF_MATCH, etag);
+        match self.read_object(target).await {
+            Ok(Opened::Plaintext { parts, body, .. }) => {
+                Ok(Routed::Answer(Response::from_parts(parts, body)))
+            }
+            Ok(Opened::Backend(response)) => Ok(Routed::Answer(
+                response.map(|body| EncryptResponseBody::Plain { body }),
+            )),
+            Err(ReadError::Inner(e)) => Ok(Routed::Backend(Err(e))),
+            Err(ReadError::Encrypt(e)) => Err(e),
         }
-        let response = match self.send(EncryptRequestBody::empty()).await {
-            Ok(response) => response,
-            Err(e) => return Ok(Routed::Backend(Err(e))),
-        };
-        if response.status() != StatusCode::PARTIAL_CONTENT {
-            if response.status().is_success() {
-                return Err(EncryptError::Backend(
-                    "a ranged GET was not answered with 206".into(),
-                ));
-            }
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
-        }
-        let (mut parts, body) = response.into_parts();
-        let body = match envelope.layout {
-            StoredLayout::Single { .. } => {
-                DecryptBody::window(body, StreamKey::derive(&dek, plan.part()), plan.window())
-            }
-            StoredLayout::Multipart => DecryptBody::multipart(body, &dek, plan.window()),
-        };
-        plaintext_headers(&mut parts.headers, plan.len());
-        parts.headers.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&plan.content_range()).map_err(|_| EncryptError::InvalidRange)?,
-        );
-        Ok(Routed::Answer(Response::from_parts(
-            parts,
-            EncryptResponseBody::Decrypted { body },
-        )))
-    }
-
-    /// Forwards a GET with no body (the original request body of a GET is empty).
-    async fn forward_plain_empty(&mut self) -> Result<Answer<ResBody>, S::Error> {
-        let response = self.send(EncryptRequestBody::empty()).await?;
-        Ok(response.map(|body| EncryptResponseBody::Plain { body }))
-    }
-
-    /// A GET of the whole object (or of one part with `?partNumber=`).
-    async fn get_whole(
-        &mut self,
-        allow_plaintext: bool,
-    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
-        let (bucket, key) = self.object()?;
-        let part_number = self.s3()?.query.get("partNumber").map(str::to_owned);
-        let response = match self.send(EncryptRequestBody::empty()).await {
-            Ok(response) => response,
-            Err(e) => return Ok(Routed::Backend(Err(e))),
-        };
-        let status = response.status();
-        if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
-        }
-        let Some((envelope, dek)) = Self::open_envelope(
-            Arc::clone(&self.policy),
-            response.headers(),
-            allow_plaintext,
-            &bucket,
-            &key,
-        )
-        .await?
-        else {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
-        };
-        let (mut parts, body) = response.into_parts();
-        let stored = content_length(&parts.headers)
-            .ok_or_else(|| EncryptError::Backend("GET without Content-Length".into()))?;
-        let (body, length, content_range) = match (envelope.layout, part_number, status) {
-            (StoredLayout::Multipart, Some(part), StatusCode::PARTIAL_CONTENT) => {
-                // One part: a stream of its own under that part's key.
-                let part: u16 = part
-                    .parse()
-                    .map_err(|_| EncryptError::Backend("a part number out of range".into()))?;
-                let size = plaintext_size(stored)?;
-                let range = part_content_range(&parts.headers, size)?;
-                let body =
-                    DecryptBody::window(body, StreamKey::derive(&dek, part), Window::sized(size));
-                (body, size, range)
-            }
-            (StoredLayout::Multipart, _, _) => {
-                let size = multipart_plaintext_size(stored)?;
-                let body = DecryptBody::multipart(body, &dek, Window::multipart_whole(stored)?);
-                (body, size, None)
-            }
-            (StoredLayout::Single { size }, _, _) => {
-                if plaintext_size(stored)? != size {
-                    return Err(EncryptError::InvalidEnvelope(
-                        "the stored size does not match the envelope",
-                    ));
-                }
-                let body =
-                    DecryptBody::window(body, StreamKey::derive(&dek, 0), Window::sized(size));
-                let range = (status == StatusCode::PARTIAL_CONTENT && size > 0)
-                    .then(|| format!("bytes 0-{}/{size}", size - 1));
-                (body, size, range)
-            }
-        };
-        plaintext_headers(&mut parts.headers, length);
-        parts.headers.remove(header::CONTENT_RANGE);
-        if let Some(range) = content_range
-            && let Ok(value) = HeaderValue::from_str(&range)
-        {
-            parts.headers.insert(header::CONTENT_RANGE, value);
-        }
-        Ok(Routed::Answer(Response::from_parts(
-            parts,
-            EncryptResponseBody::Decrypted { body },
-        )))
     }
 
     pub(super) async fn head_object(
@@ -457,9 +284,9 @@ where
             _ => false,
         };
         if !same_wrapping {
-            return Err(EncryptError::Unsupported(
-                "this copy would need the object re-encrypted (another KEK, binding or bucket encryption setting); copy it through the gateway with GET and PUT",
-            ));
+            return self
+                .copy_through(encryption, super::copy::CopyTarget::Object)
+                .await;
         }
         let replace = self
             .parts
@@ -553,38 +380,9 @@ pub(super) fn stored_layout(envelope: &Envelope, stored: u64) -> Result<Layout, 
     }
 }
 
-/// The plaintext `Content-Range` of one part of a multipart object, from the backend's
-/// (`bytes a-b/total` in stored bytes): parts before it hold whole segments, so its first
-/// plaintext byte is `a / U * S`.
-fn part_content_range(headers: &HeaderMap, size: u64) -> Result<Option<String>, EncryptError> {
-    let Some(value) = headers.get(header::CONTENT_RANGE) else {
-        return Ok(None);
-    };
-    let parse = || -> Option<(u64, u64)> {
-        let spec = value.to_str().ok()?.strip_prefix("bytes ")?;
-        let (range, total) = spec.split_once('/')?;
-        let (first, _) = range.split_once('-')?;
-        Some((first.parse().ok()?, total.parse().ok()?))
-    };
-    let (first, total) = parse()
-        .ok_or_else(|| EncryptError::Backend("a Content-Range that does not parse".into()))?;
-    let u = ENCRYPTED_SEGMENT_SIZE as u64;
-    if first % u != 0 {
-        return Err(EncryptError::Malformed(
-            "a part that does not start on a segment boundary",
-        ));
-    }
-    let start = first / u * SEGMENT_SIZE as u64;
-    let total = multipart_plaintext_size(total)?;
-    if size == 0 {
-        return Ok(Some(format!("bytes */{total}")));
-    }
-    Ok(Some(format!("bytes {start}-{}/{total}", start + size - 1)))
-}
-
 /// Makes response headers describe `length` plaintext bytes: length, no envelope, no
 /// ciphertext checksums or MD5.
-fn plaintext_headers(headers: &mut HeaderMap, length: u64) {
+pub(super) fn plaintext_headers(headers: &mut HeaderMap, length: u64) {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     strip_envelope(headers);
     PlaintextChecks::strip_response_headers(headers);

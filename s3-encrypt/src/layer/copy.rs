@@ -1,0 +1,295 @@
+//! Copies the backend cannot do on ciphertext — to another KEK or binding, between an
+//! encrypted and an unencrypted bucket, every UploadPartCopy (a part must be encrypted under
+//! the upload's data key and part number): the gateway reads the source as plaintext and
+//! uploads it again, streaming, in constant memory.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use http_body_util::BodyExt;
+use s3_core::{S3Operation, S3Request};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tower_service::Service;
+
+use super::object::settings;
+use super::read::{Opened, ReadError, ReadTarget};
+use super::{Call, EncryptRequestBody, EncryptResponseBody, Routed, content_length};
+use crate::EncryptError;
+use crate::body::{BoxError, EncryptBody};
+use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
+use crate::format::{DataKey, StreamKey, encrypted_size};
+use crate::plaintext_check::{BodyOutcome, PlaintextChecks, SharedOutcome};
+use crate::policy::BucketEncryption;
+use crate::range::ByteRange;
+
+/// Headers of a stored object that a `COPY` metadata directive carries to the copy.
+const COPIED_HEADERS: [HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_LANGUAGE,
+    header::CACHE_CONTROL,
+    header::EXPIRES,
+];
+
+/// Where a re-encrypted copy goes.
+pub(super) enum CopyTarget {
+    /// A new object (CopyObject).
+    Object,
+    /// Part `part` of an upload (UploadPartCopy), encrypted with the upload's data key
+    /// (`None`: the destination bucket is not encrypted).
+    Part { part: u16, dek: Option<DataKey> },
+}
+
+/// The copy-source conditions and SSE-C key of the request, as headers of a read of the
+/// source.
+fn source_headers(request: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (from, to) in [
+        ("x-amz-copy-source-if-match", header::IF_MATCH),
+        ("x-amz-copy-source-if-none-match", header::IF_NONE_MATCH),
+        (
+            "x-amz-copy-source-if-modified-since",
+            header::IF_MODIFIED_SINCE,
+        ),
+        (
+            "x-amz-copy-source-if-unmodified-since",
+            header::IF_UNMODIFIED_SINCE,
+        ),
+    ] {
+        if let Some(value) = request.get(from) {
+            headers.insert(to, value.clone());
+        }
+    }
+    for suffix in ["algorithm", "key", "key-md5"] {
+        if let Some(value) = request.get(format!(
+            "x-amz-copy-source-server-side-encryption-customer-{suffix}"
+        )) && let Ok(name) =
+            HeaderName::try_from(format!("x-amz-server-side-encryption-customer-{suffix}"))
+        {
+            headers.insert(name, value.clone());
+        }
+    }
+    headers
+}
+
+/// The `CopyObjectResult` / `CopyPartResult` document S3 answers a copy with.
+fn copy_result(root: &str, etag: &str) -> String {
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{root} xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>{now}</LastModified><ETag>{}</ETag></{root}>",
+        quick_xml::escape::escape(etag)
+    )
+}
+
+impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
+where
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S::Future: Send,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    /// Copies by reading the source as plaintext and uploading it to `target`, encrypted as
+    /// `encryption` (the destination bucket's) says.
+    pub(super) async fn copy_through(
+        &mut self,
+        encryption: &BucketEncryption,
+        target: CopyTarget,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let s3 = self.s3()?.clone();
+        let source = s3.copy_source.clone().ok_or(EncryptError::NotParsed)?;
+        let source_encryption = self.policy.for_bucket(&source.bucket).clone();
+        let allow_plaintext = match settings(&source_encryption) {
+            None => true,
+            Some((_, _, allow)) => allow,
+        };
+        let range = match self.parts.headers.get("x-amz-copy-source-range") {
+            None => None,
+            Some(value) => Some(
+                ByteRange::parse(value.to_str().unwrap_or(""))?
+                    .filter(|r| matches!(r, ByteRange::FromTo(..)))
+                    .ok_or(EncryptError::InvalidRange)?,
+            ),
+        };
+        let mut read = s3.clone();
+        read.operation = S3Operation::GetObject;
+        read.bucket = Some(source.bucket.clone());
+        read.key = Some(source.key.clone());
+        read.copy_source = None;
+        read.query = s3_core::Query::default();
+        if let Some(version) = &source.version_id {
+            read.query.set("versionId", version.clone());
+        }
+        let opened = self
+            .read_object(ReadTarget {
+                s3: read,
+                headers: source_headers(&self.parts.headers),
+                range,
+                raw_range: self.parts.headers.get("x-amz-copy-source-range").cloned(),
+                allow_plaintext,
+            })
+            .await;
+        let (source_headers, body, length) = match opened {
+            Ok(Opened::Plaintext {
+                parts,
+                body,
+                length,
+            }) => (parts.headers, body, length),
+            Ok(Opened::Backend(response)) => {
+                if !response.status().is_success() {
+                    let status = response.status();
+                    let mut answer = response.map(|body| EncryptResponseBody::Plain { body });
+                    // A failed condition on the source is a failed precondition of the copy.
+                    if status == StatusCode::NOT_MODIFIED {
+                        *answer.status_mut() = StatusCode::PRECONDITION_FAILED;
+                    }
+                    return Ok(Routed::Answer(answer));
+                }
+                // An object stored without encryption, served as it is.
+                let length = content_length(response.headers())
+                    .ok_or_else(|| EncryptError::Backend("GET without Content-Length".into()))?;
+                let (parts, body) = response.into_parts();
+                (parts.headers, EncryptResponseBody::Plain { body }, length)
+            }
+            Err(ReadError::Inner(e)) => return Ok(Routed::Backend(Err(e))),
+            Err(ReadError::Encrypt(e)) => return Err(e),
+        };
+        if length > super::object::MAX_UPLOAD {
+            return Err(EncryptError::Unsupported(
+                "copies of objects over 5 GiB through the gateway need a multipart upload with UploadPartCopy ranges",
+            ));
+        }
+        let plaintext = body.boxed_unsync();
+        let (bucket, key) = match (&s3.bucket, &s3.key) {
+            (Some(bucket), Some(key)) => (bucket.clone(), key.clone()),
+            _ => return Err(EncryptError::NotParsed),
+        };
+
+        // The upload: the client's request turned into a PutObject or UploadPart.
+        let mut headers = self.parts.headers.clone();
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| n.as_str().starts_with("x-amz-copy-source"))
+            .cloned()
+            .collect();
+        for name in names {
+            headers.remove(name);
+        }
+        let replace = headers
+            .remove("x-amz-metadata-directive")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
+        headers.remove("x-amz-tagging-directive");
+        PlaintextChecks::strip_request_headers(&mut headers);
+        let (operation, body) = match target {
+            CopyTarget::Object => {
+                if !replace {
+                    let user: Vec<HeaderName> = headers
+                        .keys()
+                        .filter(|n| n.as_str().starts_with("x-amz-meta-"))
+                        .cloned()
+                        .collect();
+                    for name in user.iter().chain(COPIED_HEADERS.iter()) {
+                        headers.remove(name);
+                    }
+                    let mut source = source_headers;
+                    strip_envelope(&mut source);
+                    for (name, value) in &source {
+                        if name.as_str().starts_with("x-amz-meta-") || COPIED_HEADERS.contains(name)
+                        {
+                            headers.append(name.clone(), value.clone());
+                        }
+                    }
+                }
+                let body = match settings(encryption) {
+                    None => plaintext,
+                    Some((kek, binding, _)) => {
+                        let (dek, wrapped) = kek
+                            .generate_data_key(&binding.context(&bucket, &key))
+                            .await?;
+                        Envelope {
+                            kek: kek.name().to_owned(),
+                            wrapped,
+                            binding,
+                            layout: StoredLayout::Single { size: length },
+                        }
+                        .write(&mut headers)?;
+                        check_metadata_budget(&headers)?;
+                        EncryptBody::new(plaintext, StreamKey::derive(&dek, 0), Some(length))
+                            .boxed_unsync()
+                    }
+                };
+                (S3Operation::PutObject, body)
+            }
+            CopyTarget::Part { part, dek } => (
+                S3Operation::UploadPart,
+                match dek {
+                    None => plaintext,
+                    Some(dek) => {
+                        EncryptBody::new(plaintext, StreamKey::derive(&dek, part), Some(length))
+                            .boxed_unsync()
+                    }
+                },
+            ),
+        };
+        let stored = if encryption.is_on() {
+            encrypted_size(length)
+        } else {
+            length
+        };
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored));
+        let mut upload: S3Request = s3;
+        upload.operation = operation;
+        upload.copy_source = None;
+        let root = if operation == S3Operation::PutObject {
+            "CopyObjectResult"
+        } else {
+            "CopyPartResult"
+        };
+        self.parts.extensions.insert(upload);
+        self.parts.headers = headers;
+        self.parts.method = Method::PUT;
+        let outcome: SharedOutcome = Arc::new(Mutex::new(BodyOutcome::default()));
+        let result = self
+            .send(EncryptRequestBody::Copied {
+                body,
+                outcome: Arc::clone(&outcome),
+            })
+            .await;
+        if let Some(failure) = outcome.lock().ok().and_then(|mut slot| slot.failure.take()) {
+            return Err(failure);
+        }
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if !response.status().is_success() {
+            return Ok(Routed::Answer(
+                response.map(|body| EncryptResponseBody::Plain { body }),
+            ));
+        }
+        let (mut parts, _) = response.into_parts();
+        let etag = parts
+            .headers
+            .remove(header::ETAG)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or_default();
+        PlaintextChecks::strip_response_headers(&mut parts.headers);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml"),
+        );
+        Ok(Routed::Answer(super::object::document_response(
+            parts,
+            copy_result(root, &etag).into_bytes(),
+        )))
+    }
+}
