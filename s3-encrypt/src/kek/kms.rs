@@ -156,15 +156,23 @@ impl KmsKek {
     }
 }
 
+/// The `EncryptionContext` of a data key: the binding's pairs plus a constant purpose pair,
+/// always. Without it, an unbound data key would have an empty context, the same as any
+/// other application's data keys under the same KMS key: a backend could then plant another
+/// application's ciphertext (of a key it knows) as an object's wrapped key.
 fn encryption_context(context: &KeyContext) -> Option<HashMap<String, String>> {
-    let pairs = context.pairs();
-    (!pairs.is_empty()).then(|| {
-        pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    })
+    let mut pairs: HashMap<String, String> = context
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    pairs.insert(PURPOSE_NAME.to_owned(), PURPOSE_VALUE.to_owned());
+    Some(pairs)
 }
+
+/// The purpose pair every data key's `EncryptionContext` holds.
+const PURPOSE_NAME: &str = "s3t-purpose";
+const PURPOSE_VALUE: &str = "s3-tower object data key v1";
 
 /// The error of a failed KMS call; `InvalidCiphertextException` is a [`EncryptError::KeyUnwrap`]
 /// when unwrapping.
@@ -359,9 +367,15 @@ mod tests {
 
     #[test]
     fn encryption_context_pairs() {
-        assert!(encryption_context(&KeyContext::None).is_none());
+        let none = encryption_context(&KeyContext::None).expect("a context");
+        assert_eq!(none.len(), 1);
+        assert_eq!(
+            none.get(PURPOSE_NAME).map(String::as_str),
+            Some(PURPOSE_VALUE)
+        );
         let ctx = encryption_context(&KeyContext::object("b", "k")).expect("a context");
         assert_eq!(ctx.get("s3t-bucket").map(String::as_str), Some("b"));
         assert_eq!(ctx.get("s3t-key").map(String::as_str), Some("k"));
+        assert_eq!(ctx.len(), 3);
     }
 }

@@ -191,8 +191,9 @@ struct ErrorResponse {
 enum CallError {
     /// Not reached, timed out, or 5xx.
     Unavailable(String),
-    /// A 4xx answer: status and the service's error messages.
-    Refused(StatusCode, String),
+    /// A 4xx answer: status, the whole message (for logs and errors), and only the
+    /// service's own `errors` (for telling causes apart: the URL and key names are not in it).
+    Refused(StatusCode, String, String),
 }
 
 impl TransitKek {
@@ -291,8 +292,13 @@ impl TransitKek {
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json");
         if let Some(token) = token {
-            let mut value = http::HeaderValue::from_str(token)
-                .map_err(|_| CallError::Refused(StatusCode::BAD_REQUEST, "invalid token".into()))?;
+            let mut value = http::HeaderValue::from_str(token).map_err(|_| {
+                CallError::Refused(
+                    StatusCode::BAD_REQUEST,
+                    "invalid token".into(),
+                    String::new(),
+                )
+            })?;
             value.set_sensitive(true);
             builder = builder.header("x-vault-token", value);
         }
@@ -328,7 +334,7 @@ impl TransitKek {
                 // 429 (rate limited) and 412 (a standby not yet caught up) pass: unavailable.
                 let passing = matches!(status.as_u16(), 412 | 429);
                 if status.is_client_error() && !passing {
-                    Err(CallError::Refused(status, message))
+                    Err(CallError::Refused(status, message, errors))
                 } else {
                     Err(CallError::Unavailable(message))
                 }
@@ -367,7 +373,7 @@ impl TransitKek {
         let started = Instant::now();
         let response = self.send(&path, &body, None).await.map_err(|e| match e {
             CallError::Unavailable(m) => EncryptError::KeyServiceUnavailable(m),
-            CallError::Refused(_, m) => {
+            CallError::Refused(_, m, _) => {
                 EncryptError::KeyServiceRefused(format!("AppRole login refused: {m}"))
             }
         })?;
@@ -400,13 +406,15 @@ impl TransitKek {
         let path = format!("{}/{op}/{}", self.mount, self.key);
         let login = |force| async move {
             self.token(force).await.map_err(|e| match e {
-                EncryptError::KeyServiceRefused(m) => CallError::Refused(StatusCode::FORBIDDEN, m),
+                EncryptError::KeyServiceRefused(m) => {
+                    CallError::Refused(StatusCode::FORBIDDEN, m, String::new())
+                }
                 other => CallError::Unavailable(other.to_string()),
             })
         };
         let token = login(false).await?;
         match self.send(&path, body, Some(&token.token)).await {
-            Err(CallError::Refused(StatusCode::FORBIDDEN, _))
+            Err(CallError::Refused(StatusCode::FORBIDDEN, _, _))
                 if matches!(self.auth, TransitAuth::AppRole { .. }) =>
             {
                 let token = login(true).await?;
@@ -446,7 +454,7 @@ impl TransitKek {
             .await
             .map_err(|e| match e {
                 CallError::Unavailable(m) => EncryptError::KeyServiceUnavailable(m),
-                CallError::Refused(_, m) => EncryptError::KeyServiceRefused(m),
+                CallError::Refused(_, m, _) => EncryptError::KeyServiceRefused(m),
             })?;
         let parsed: DataResponse<DataKeyData> =
             serde_json::from_slice(&response).map_err(|_| {
@@ -481,13 +489,13 @@ impl TransitKek {
             CallError::Unavailable(m) => EncryptError::KeyServiceUnavailable(m),
             // Transit answers 400 for a ciphertext that does not decrypt (tampered, another
             // key, another context), and for a key it does not have.
-            CallError::Refused(StatusCode::BAD_REQUEST, m)
-                if !m.contains("not found") && !m.contains("missing") =>
+            CallError::Refused(StatusCode::BAD_REQUEST, m, errors)
+                if !errors.contains("not found") && !errors.contains("missing") =>
             {
                 tracing::debug!(kek = %self.name, reason = %m, "Transit did not decrypt a data key");
                 EncryptError::KeyUnwrap
             }
-            CallError::Refused(_, m) => EncryptError::KeyServiceRefused(m),
+            CallError::Refused(_, m, _) => EncryptError::KeyServiceRefused(m),
         })?;
         let parsed: DataResponse<DecryptData> =
             serde_json::from_slice(&response).map_err(|_| {
