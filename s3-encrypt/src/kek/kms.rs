@@ -160,14 +160,14 @@ impl KmsKek {
 /// always. Without it, an unbound data key would have an empty context, the same as any
 /// other application's data keys under the same KMS key: a backend could then plant another
 /// application's ciphertext (of a key it knows) as an object's wrapped key.
-fn encryption_context(context: &KeyContext) -> Option<HashMap<String, String>> {
+fn encryption_context(context: &KeyContext) -> HashMap<String, String> {
     let mut pairs: HashMap<String, String> = context
         .pairs()
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     pairs.insert(PURPOSE_NAME.to_owned(), PURPOSE_VALUE.to_owned());
-    Some(pairs)
+    pairs
 }
 
 /// The purpose pair every data key's `EncryptionContext` holds.
@@ -212,7 +212,7 @@ impl KmsKek {
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
-            .set_encryption_context(encryption_context(context))
+            .set_encryption_context(Some(encryption_context(context)))
             .send()
             .await
             .map_err(|e| kms_error(&e, "GenerateDataKey", false))?;
@@ -245,7 +245,7 @@ impl KmsKek {
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(blob))
-            .set_encryption_context(encryption_context(context))
+            .set_encryption_context(Some(encryption_context(context)))
             .send()
             .await
             .map_err(|e| kms_error(&e, "Decrypt", true))?;
@@ -367,13 +367,13 @@ mod tests {
 
     #[test]
     fn encryption_context_pairs() {
-        let none = encryption_context(&KeyContext::None).expect("a context");
+        let none = encryption_context(&KeyContext::None);
         assert_eq!(none.len(), 1);
         assert_eq!(
             none.get(PURPOSE_NAME).map(String::as_str),
             Some(PURPOSE_VALUE)
         );
-        let ctx = encryption_context(&KeyContext::object("b", "k")).expect("a context");
+        let ctx = encryption_context(&KeyContext::object("b", "k"));
         assert_eq!(ctx.get("s3t-bucket").map(String::as_str), Some("b"));
         assert_eq!(ctx.get("s3t-key").map(String::as_str), Some("k"));
         assert_eq!(ctx.len(), 3);

@@ -222,7 +222,12 @@ where
             .as_ref()
             .is_some_and(|source| self.policy.for_bucket(&source.bucket).is_on());
         if !encryption.is_on() && !copy_source_encrypted {
-            return Ok(Routed::Backend(self.forward_plain(body).await));
+            // Objects encrypted before the bucket's encryption was turned off stay readable.
+            return match operation {
+                Op::GetObject => self.get_unencrypted_bucket(&encryption).await,
+                Op::HeadObject => self.head_object(&encryption).await,
+                _ => Ok(Routed::Backend(self.forward_plain(body).await)),
+            };
         }
         match operation {
             Op::PutObject => self.put_object(body, &encryption).await,

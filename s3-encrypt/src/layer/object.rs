@@ -162,11 +162,32 @@ where
         self.send_upload(body, &outcome).await
     }
 
+    /// GetObject in a bucket without encryption: forwarded as it is, unless the object
+    /// turns out to carry an envelope (stored while the bucket was encrypted), which is then
+    /// read like in an encrypted bucket.
+    pub(super) async fn get_unencrypted_bucket(
+        &mut self,
+        encryption: &BucketEncryption,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let response = match self.send(EncryptRequestBody::empty()).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Routed::Backend(Err(e))),
+        };
+        if !response.status().is_success() || Envelope::from_headers(response.headers())?.is_none()
+        {
+            return Ok(Routed::Backend(Ok(
+                response.map(|body| EncryptResponseBody::Plain { body })
+            )));
+        }
+        drop(response);
+        self.get_object(encryption).await
+    }
+
     pub(super) async fn get_object(
         &mut self,
         encryption: &BucketEncryption,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
-        let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
+        let allow_plaintext = settings(encryption).is_none_or(|(_, _, allow)| allow);
         let raw_range = self.parts.headers.get(header::RANGE).cloned();
         let range = match &raw_range {
             None => None,
@@ -203,7 +224,7 @@ where
         &mut self,
         encryption: &BucketEncryption,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
-        let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
+        let allow_plaintext = settings(encryption).is_none_or(|(_, _, allow)| allow);
         // Sizes are answered for the whole object (or part); a range on HEAD is not mapped.
         self.parts.headers.remove(header::RANGE);
         let part = self.s3()?.query.has("partNumber");
