@@ -374,6 +374,9 @@ fn start_dev_gateway(dir: &Path, what: &str, env: &[(&str, &str)]) -> Running {
     })
 }
 
+/// The environment of a `--dev` gateway that does not encrypt.
+const DEV_PLAINTEXT: &[(&str, &str)] = &[("S3_TOWER__ENCRYPTION__ENABLED", "false")];
+
 /// The AWS files a `--dev` gateway writes into `<data-dir>/.dev`.
 struct DevFiles {
     /// `config`: profiles `admin` and `reader` with region and endpoint.
@@ -502,7 +505,9 @@ impl DevFiles {
 fn dev_mode_users_sign_with_the_aws_cli_and_boto3() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("data");
-    let mut gateway = start_dev_gateway(dir.path(), "gateway --dev", &[]);
+    // Encryption off (the environment overrides --dev's default): the s3s-fs layout holds the
+    // uploaded bytes, and boto3 checks the ETag is their MD5 (encrypted, it is not).
+    let mut gateway = start_dev_gateway(dir.path(), "gateway --dev", DEV_PLAINTEXT);
     let endpoint = gateway.endpoint();
     let files = DevFiles::of(&data_dir);
     let (admin, reader) = (files.keys("admin"), files.keys("reader"));
@@ -540,6 +545,10 @@ fn dev_mode_users_sign_with_the_aws_cli_and_boto3() {
     assert!(
         !startup.contains("ANONYMOUS ACCESS IS ON"),
         "anonymous access is on in --dev mode:\n{startup}"
+    );
+    assert!(
+        startup.contains("Objects are NOT encrypted ([encryption] enabled = false)."),
+        "{startup}"
     );
     for keys in [&admin, &reader] {
         assert!(
@@ -653,7 +662,7 @@ fn dev_mode_users_sign_with_the_aws_cli_and_boto3() {
     );
 
     // Restarted: the same keys, the profiles point at the new port.
-    let restarted = start_dev_gateway(dir.path(), "gateway --dev restarted", &[]);
+    let restarted = start_dev_gateway(dir.path(), "gateway --dev restarted", DEV_PLAINTEXT);
     assert_eq!(
         (files.keys("admin"), files.keys("reader")),
         (admin, reader),
@@ -670,7 +679,7 @@ fn dev_mode_users_sign_with_the_aws_cli_and_boto3() {
 
 /// The acceptance check of SigV4 authentication: with `--dev`, `aws --profile admin s3 cp` of
 /// a 100 MiB file up (a multipart upload, each part signed) and back down is byte-identical
-/// (same SHA-256, also of the file the backend stored), and the same copy with a wrong secret
+/// (same SHA-256; the backend stored the ciphertext), and the same copy with a wrong secret
 /// is refused with `SignatureDoesNotMatch` and stores nothing.
 #[test]
 fn dev_mode_aws_cli_round_trips_100_mib_and_refuses_a_wrong_secret() {
@@ -688,12 +697,19 @@ fn dev_mode_aws_cli_round_trips_100_mib_and_refuses_a_wrong_secret() {
     let got = files.cp_round_trip("admin", &up, "s3://acceptance/big.bin");
     assert_eq!(got.len(), 100 * MIB, "size of the download");
     assert_eq!(sha256_hex(&got), expected, "SHA-256 of the download");
+    // --dev encrypts: the backend stored the ciphertext of every part (8 MiB parts, a
+    // multiple of the 64 KiB segment), so exactly the overhead of 1600 segments more.
     let stored = std::fs::read(data_dir.join("buckets/acceptance/big.bin"))
         .expect("read the object the backend stored");
     assert_eq!(
+        stored.len(),
+        encrypted_len(100 * MIB),
+        "size of the stored object"
+    );
+    assert_ne!(
         sha256_hex(&stored),
         expected,
-        "SHA-256 of the stored object"
+        "the backend stored the plaintext"
     );
 
     files.assert_wrong_secret_refused(
@@ -2796,4 +2812,277 @@ fn broken_jwt_settings_are_fatal_and_named() {
         std::fs::write(&path, config(&extra)).expect("write gateway.toml");
         assert_startup_fails_saying(dir.path(), &path, &[], expected);
     }
+}
+
+// Encryption ([encryption], and --dev's local key)
+
+/// The size §8a gives the ciphertext of `plaintext` bytes stored by one PUT (or by parts that
+/// are multiples of 64 KiB): 32 bytes more per 64 KiB segment, at least one segment.
+fn encrypted_len(plaintext: usize) -> usize {
+    plaintext + 32 * plaintext.div_ceil(64 * 1024).max(1)
+}
+
+/// The backend's file `path` holds the ciphertext of `plaintext`: its size is
+/// [`encrypted_len`], and no 32-byte window of the plaintext (first, middle, last) is in it.
+fn assert_stored_encrypted(path: &Path, plaintext: &[u8]) {
+    let stored = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("the object is not at {}: {e}", path.display()));
+    assert_eq!(
+        stored.len(),
+        encrypted_len(plaintext.len()),
+        "size of the stored object {}",
+        path.display()
+    );
+    let len = plaintext.len();
+    for start in [0, len / 2, len.saturating_sub(32)] {
+        let window = &plaintext[start..len.min(start + 32)];
+        assert!(
+            !stored.windows(window.len()).any(|w| w == window),
+            "{} holds plaintext (bytes {start}..)",
+            path.display()
+        );
+    }
+}
+
+/// A JSON document an `aws s3api` command printed.
+fn json_of(what: &str, out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{what} printed no JSON ({e}):\n{out}"))
+}
+
+/// The `--dev` acceptance check of encryption: the gateway says at startup that objects are
+/// encrypted with the local key `<data-dir>/.dev/encryption.key` (made with mode 0600); an
+/// object put with the AWS CLI is stored by the backend as ciphertext only
+/// (no plaintext in the file); GET gives it back byte-identical, a range GET
+/// (`bytes=100-70000`, across a segment boundary) the exact plaintext bytes with a plaintext
+/// `Content-Range`, HEAD the plaintext `Content-Length`, ListObjectsV2 the plaintext `Size`.
+#[test]
+fn dev_mode_stores_ciphertext_and_serves_plaintext() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let gateway = start_dev_gateway(dir.path(), "gateway --dev encryption", &[]);
+    let files = DevFiles::of(&data_dir);
+    let key_file = data_dir.join(".dev/encryption.key");
+    let startup = gateway.child.log();
+    let expected = format!(
+        "Objects are encrypted with the local development key {}",
+        key_file.display()
+    );
+    assert!(
+        startup.contains(&expected),
+        "the startup output does not say `{expected}`:\n{startup}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file)
+            .expect("the dev key file exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode of {}", key_file.display());
+    }
+
+    files.aws_ok("admin", &["s3", "mb", "s3://enc-dev"]);
+    let data = pseudo_random_bytes(200_000, 0x0e0c_0de5);
+    let up = dir.path().join("object.bin");
+    std::fs::write(&up, &data).expect("write object.bin");
+    let s3api =
+        |args: &[&str]| files.aws_ok("admin", &[&["--output", "json", "s3api"], args].concat());
+    s3api(&[
+        "put-object",
+        "--bucket",
+        "enc-dev",
+        "--key",
+        "docs/object.bin",
+        "--body",
+        path_str(&up),
+    ]);
+    assert_stored_encrypted(&data_dir.join("buckets/enc-dev/docs/object.bin"), &data);
+
+    let down = dir.path().join("object.down");
+    s3api(&[
+        "get-object",
+        "--bucket",
+        "enc-dev",
+        "--key",
+        "docs/object.bin",
+        path_str(&down),
+    ]);
+    let got = std::fs::read(&down).expect("read the download");
+    assert!(
+        got == data,
+        "GET returned other bytes ({} bytes)",
+        got.len()
+    );
+
+    let ranged = dir.path().join("object.range");
+    let out = s3api(&[
+        "get-object",
+        "--bucket",
+        "enc-dev",
+        "--key",
+        "docs/object.bin",
+        "--range",
+        "bytes=100-70000",
+        path_str(&ranged),
+    ]);
+    let got = std::fs::read(&ranged).expect("read the ranged download");
+    assert!(
+        got == data[100..=70_000],
+        "the range GET returned other bytes ({} bytes)",
+        got.len()
+    );
+    let answer = json_of("get-object --range", &out);
+    assert_eq!(answer["ContentLength"], 69_901, "{out}");
+    assert_eq!(answer["ContentRange"], "bytes 100-70000/200000", "{out}");
+
+    let out = s3api(&[
+        "head-object",
+        "--bucket",
+        "enc-dev",
+        "--key",
+        "docs/object.bin",
+    ]);
+    assert_eq!(
+        json_of("head-object", &out)["ContentLength"],
+        200_000,
+        "{out}"
+    );
+
+    let out = s3api(&["list-objects-v2", "--bucket", "enc-dev"]);
+    let listing = json_of("list-objects-v2", &out);
+    assert_eq!(listing["Contents"][0]["Key"], "docs/object.bin", "{out}");
+    assert_eq!(listing["Contents"][0]["Size"], 200_000, "{out}");
+}
+
+/// A gateway configuration with one static backend (never contacted) and `encryption`.
+fn encryption_config(dir: &Path, encryption: &str) -> PathBuf {
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[routing]\ndefault_backend = \"main\"\n\n[[backends]]\nname = \"main\"\n\
+             endpoint = \"http://127.0.0.1:9\"\n[backends.credentials]\nsource = \"static\"\n\
+             access_key_id = \"k\"\nsecret_access_key = \"s\"\n\n{encryption}"
+        ),
+    )
+    .expect("write gateway.toml");
+    path
+}
+
+/// `[encryption]` errors stop the gateway at startup (exit 1) with a message naming the
+/// entry: a default or bucket rule naming no KEK, a KEK name used twice, an unknown KEK type
+/// or key, a local key file that does not exist, a bad binding from the environment
+/// (`S3_TOWER__ENCRYPTION__BINDING`), a default naming no KEK from the environment.
+#[test]
+fn encryption_configuration_errors_are_fatal_and_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("kek.key");
+    std::fs::write(&key, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").expect("write a key");
+    let local = |name: &str| {
+        format!(
+            "[[encryption.keks]]\nname = {}\ntype = \"local\"\npath = {}\n",
+            toml_str(name),
+            toml_str(path_str(&key))
+        )
+    };
+    let on = "[encryption]\nenabled = true\n";
+    let missing = dir.path().join("absent.key");
+    let cases: Vec<(String, Env<'_>, String)> = vec![
+        (
+            format!("{on}default = \"vault\"\n{}", local("main")),
+            &[],
+            "gateway: encryption.default = \"vault\" names no KEK of [[encryption.keks]] \
+             (configured: \"main\")"
+                .to_owned(),
+        ),
+        (
+            format!("{on}default = \"main\"\n{}{}", local("main"), local("main")),
+            &[],
+            "gateway: encryption.keks[1]: the name \"main\" is already used by \
+             encryption.keks[0]"
+                .to_owned(),
+        ),
+        (
+            format!(
+                "{on}{}[[encryption.buckets]]\nbucket = \"data-*\"\nkek = \"kms\"\n",
+                local("main")
+            ),
+            &[],
+            "gateway: encryption.buckets[0] (data-*): kek = \"kms\" names no KEK of \
+             [[encryption.keks]] (configured: \"main\")"
+                .to_owned(),
+        ),
+        (
+            format!("{on}[[encryption.keks]]\nname = \"x\"\ntype = \"hsm\"\n"),
+            &[],
+            "unknown variant `hsm`".to_owned(),
+        ),
+        (
+            format!("{on}default_kek = \"main\"\n"),
+            &[],
+            "unknown field `default_kek`".to_owned(),
+        ),
+        (
+            format!(
+                "{on}default = \"dev\"\n[[encryption.keks]]\nname = \"dev\"\ntype = \"local\"\n\
+                 path = {}\n",
+                toml_str(path_str(&missing))
+            ),
+            &[],
+            format!(
+                "gateway: encryption.keks[0] (dev, type local): cannot read the KEK file {}",
+                missing.display()
+            ),
+        ),
+        (
+            format!("{on}default = \"main\"\n{}", local("main")),
+            &[("S3_TOWER__ENCRYPTION__BINDING", "key")],
+            "unknown binding \"key\": expected \"none\", \"bucket\" or \"object\"".to_owned(),
+        ),
+        (
+            format!("{on}default = \"main\"\n{}", local("main")),
+            &[("S3_TOWER__ENCRYPTION__DEFAULT", "other")],
+            "gateway: encryption.default = \"other\" names no KEK".to_owned(),
+        ),
+    ];
+    for (toml, env, expected) in cases {
+        eprintln!("case:\n{toml}");
+        let path = encryption_config(dir.path(), &toml);
+        assert_startup_fails_saying(dir.path(), &path, env, &expected);
+    }
+}
+
+/// Fail fast: a Transit KEK whose server cannot be reached stops the gateway at startup
+/// (exit 1, nothing listening) with a message naming the KEK, rather than starting and
+/// refusing every request later.
+#[test]
+fn an_unreachable_transit_kek_stops_the_gateway() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_reserved, port) = closed_port();
+    let path = encryption_config(
+        dir.path(),
+        &format!(
+            "[encryption]\nenabled = true\ndefault = \"vault\"\n\
+             [[encryption.keks]]\nname = \"vault\"\ntype = \"transit\"\n\
+             address = \"http://127.0.0.1:{port}\"\nkey = \"s3\"\ntoken_env = \"E2E_BAO_TOKEN\"\n\
+             timeout_secs = 3\n"
+        ),
+    );
+    let started = Instant::now();
+    let stderr = startup_failure(dir.path(), &path, &[("E2E_BAO_TOKEN", "s.e2e-token")]);
+    assert!(
+        stderr.contains("gateway: encryption: KEK \"vault\" (type transit")
+            && stderr.contains("failed its startup check")
+            && stderr.contains("the key service is unavailable"),
+        "stderr does not name the unreachable KEK:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("s.e2e-token"),
+        "the token is in the message:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the check took {:?}",
+        started.elapsed()
+    );
 }

@@ -22,6 +22,7 @@ pub(crate) struct Config {
     pub(crate) upstream: UpstreamConfig,
     pub(crate) routing: RoutingConfig,
     pub(crate) backends: Vec<BackendConfig>,
+    pub(crate) encryption: crate::encryption::EncryptionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -349,26 +350,38 @@ pub(crate) fn load_secret(
     secret_env: Option<&str>,
     secret_file: Option<&Path>,
 ) -> Result<s3_tower::auth::SecretKey, String> {
-    let mut sources: Vec<(SecretSource, &'static str)> = [
-        secret.map(|s| (SecretSource::Inline(s.to_owned()), "secret")),
-        secret_env.map(|v| (SecretSource::Env(v.to_owned()), "secret_env")),
-        secret_file.map(|p| (SecretSource::File(p.to_owned()), "secret_file")),
+    load_named_secret("secret", secret, secret_env, secret_file)?
+        .ok_or_else(|| "set one of secret, secret_env or secret_file (none is set)".to_owned())
+}
+
+/// [`load_secret`] for fields named `<field>`, `<field>_env` and `<field>_file`: `None` when
+/// none is set, an error when more than one is set or the secret cannot be loaded.
+pub(crate) fn load_named_secret(
+    field: &str,
+    inline: Option<&str>,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<s3_tower::auth::SecretKey>, String> {
+    let mut sources: Vec<(SecretSource, String)> = [
+        inline.map(|s| (SecretSource::Inline(s.to_owned()), field.to_owned())),
+        env.map(|v| (SecretSource::Env(v.to_owned()), format!("{field}_env"))),
+        file.map(|p| (SecretSource::File(p.to_owned()), format!("{field}_file"))),
     ]
     .into_iter()
     .flatten()
     .collect();
     let (source, name) = match sources.len() {
+        0 => return Ok(None),
         1 => sources.remove(0),
-        0 => return Err("set one of secret, secret_env or secret_file (none is set)".to_owned()),
         _ => {
-            let names: Vec<&str> = sources.iter().map(|(_, name)| *name).collect();
+            let names: Vec<&str> = sources.iter().map(|(_, name)| name.as_str()).collect();
             return Err(format!(
-                "set only one of secret, secret_env or secret_file ({} are set)",
+                "set only one of {field}, {field}_env or {field}_file ({} are set)",
                 names.join(", ")
             ));
         }
     };
-    source.load().map_err(|e| format!("{name}: {e}"))
+    source.load().map(Some).map_err(|e| format!("{name}: {e}"))
 }
 
 /// The authorization engine of `[authz]`.
@@ -649,6 +662,16 @@ mod tests {
             CredentialsConfig::Env { .. }
         ));
         assert_eq!(cfg.backends[1].buckets, vec!["archive-*".to_owned()]);
+        assert_eq!(cfg.encryption.enabled, None);
+        assert!(!cfg.encryption.is_enabled(false));
+        assert!(cfg.encryption.is_enabled(true), "--dev encrypts by default");
+        assert_eq!(cfg.encryption.default, None);
+        assert_eq!(
+            cfg.encryption.binding,
+            crate::encryption::BindingName(s3_tower::encrypt::Binding::None)
+        );
+        assert!(!cfg.encryption.allow_plaintext_reads);
+        assert!(cfg.encryption.keks.is_empty());
     }
 
     #[test]

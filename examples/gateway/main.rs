@@ -13,6 +13,7 @@ mod config;
 mod dev_backend;
 mod dev_idp;
 mod dev_users;
+mod encryption;
 mod metrics;
 mod sts;
 mod tls;
@@ -34,11 +35,13 @@ use s3_tower::auth::{
     CredentialResolver, SigV4Layer, SigV4Verifier, StaticCredentials, StaticUser,
 };
 use s3_tower::core::{ClientAddr, DrainBodyLayer, RequestId, S3RequestLayer, S3RequestParser};
+use s3_tower::encrypt::{EncryptLayer, EncryptResponseBody};
 use s3_tower::resign::{
-    Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream,
+    Backend, BackendCredentials, BackendRouter, BucketPattern, ResignLayer, Upstream, UpstreamBody,
 };
 use s3_tower::sts::{Roles, SessionCredentials, SessionKeyring, StsLayer};
 use tokio::net::TcpListener;
+use tower::util::{Either, MapResponseLayer};
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer};
@@ -137,6 +140,39 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
     let jwt_issuers = cfg.auth.jwt.issuer_configs()?;
     let authz_plan = cfg.authz.plan(dev)?;
     let authz = authz::build(&authz_plan)?;
+    // Every KEK is checked before the gateway listens: a key service that cannot be reached,
+    // refused credentials or a missing key stop it here, naming the KEK.
+    let encryption = cfg.encryption.build(dev, &cfg.server.data_dir)?;
+    if let Some(setup) = &encryption {
+        encryption::check_keks(&setup.keks).await?;
+    }
+    let encryption_note = match &encryption {
+        Some(setup) => match &setup.dev_key_file {
+            Some(path) => format!(
+                "Objects are encrypted with the local development key {} (the backend stores ciphertext only).",
+                path.display()
+            ),
+            None => {
+                let names: Vec<&str> = setup.keks.iter().map(|k| k.name.as_str()).collect();
+                tracing::info!(keks = ?names, "envelope encryption on");
+                String::new()
+            }
+        },
+        None => {
+            tracing::info!("envelope encryption off: objects are stored as clients send them");
+            "Objects are NOT encrypted ([encryption] enabled = false).".to_owned()
+        }
+    };
+    // Without encryption the responses get the same body type, passed through.
+    let encrypt = match encryption {
+        Some(setup) => Either::Left(EncryptLayer::new(setup.policy)),
+        None => Either::Right(MapResponseLayer::new(
+            plain_body
+                as fn(
+                    http::Response<UpstreamBody>,
+                ) -> http::Response<EncryptResponseBody<UpstreamBody>>,
+        )),
+    };
 
     let dev_backend = if dev {
         let root = cfg.server.data_dir.join("buckets");
@@ -252,6 +288,8 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
         .layer(sigv4)
         // Authorization sees the authenticated principal, and refuses before re-signing.
         .option_layer(authz.layer)
+        // Encryption sees only authorized requests; the backend sees only ciphertext.
+        .layer(encrypt)
         .layer(ResignLayer::new(router))
         .service(upstream);
 
@@ -280,7 +318,13 @@ async fn run(cfg: Config, dev: bool) -> Result<(), BoxError> {
             }
             None => String::new(),
         };
-        print_dev_help(&endpoint, users, &authz::dev_note(&authz_plan), &tokens);
+        print_dev_help(
+            &endpoint,
+            users,
+            &authz::dev_note(&authz_plan),
+            &encryption_note,
+            &tokens,
+        );
     }
 
     let admin = admin::router(admin::AdminState {
@@ -564,6 +608,14 @@ fn sigv4_layer(
     Ok((layer, verifier))
 }
 
+/// A backend response as the body type of [`EncryptLayer`]'s responses, for the stack without
+/// encryption.
+fn plain_body(
+    response: http::Response<UpstreamBody>,
+) -> http::Response<EncryptResponseBody<UpstreamBody>> {
+    response.map(|body| EncryptResponseBody::Plain { body })
+}
+
 /// `addr`, with an unspecified IP (`0.0.0.0`, `::`) replaced by the loopback address, for a
 /// URL clients on this machine can use.
 fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
@@ -578,7 +630,13 @@ fn loopback_if_unspecified(mut addr: SocketAddr) -> SocketAddr {
 
 /// Tells a newcomer how to use the `--dev` gateway. Prints file paths and access key ids,
 /// never secrets.
-fn print_dev_help(endpoint: &str, users: &DevUsers, authz_note: &str, tokens: &str) {
+fn print_dev_help(
+    endpoint: &str,
+    users: &DevUsers,
+    authz_note: &str,
+    encryption_note: &str,
+    tokens: &str,
+) {
     let credentials = users.credentials_file();
     let config = users.config_file();
     let (credentials, config) = (credentials.display(), config.display());
@@ -598,7 +656,7 @@ fn print_dev_help(endpoint: &str, users: &DevUsers, authz_note: &str, tokens: &s
     println!(
         "\n  s3-tower gateway (development mode) at {endpoint}\n\n  \
          Embedded backend; requests must be signed. Users (keys {keys} {credentials}):\n\
-         {who}    {authz_note}\n\n  \
+         {who}    {authz_note}\n    {encryption_note}\n\n  \
          With the AWS CLI (or any AWS SDK), the profiles carry region and endpoint:\n    \
          export AWS_CONFIG_FILE={config}\n    \
          export AWS_SHARED_CREDENTIALS_FILE={credentials}\n    \

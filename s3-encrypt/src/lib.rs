@@ -8,6 +8,14 @@
 //!   segments they need;
 //! - each object has its own random data key, wrapped by a key-encryption key held in
 //!   OpenBao/Vault Transit, a KMS, or (for development) a local key file.
+//!
+//! [`EncryptLayer`] applies it to S3 traffic: uploads (PutObject, UploadPart) are encrypted
+//! while they stream, with their checksums verified on the plaintext; GetObject (whole,
+//! ranged, by part) and HeadObject answer in plaintext terms; listings report plaintext
+//! sizes; multipart uploads need no shared state (the wrapped data key rides in the upload
+//! id); copies keep the ciphertext when they can and are re-encrypted through the gateway
+//! when they cannot; operations that would need plaintext at the backend are refused. The
+//! [`EncryptionPolicy`] says which buckets are encrypted, with which KEK and binding.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

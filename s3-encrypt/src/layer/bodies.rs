@@ -113,6 +113,7 @@ pin_project! {
         /// Decrypted; a failure mid-stream is an error, never a clean short body.
         Decrypted {
             #[pin] body: DecryptBody<B>,
+            first: Option<Frame<Bytes>>,
         },
         /// Written by the layer.
         Buffered {
@@ -143,7 +144,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project() {
             ResponseBodyProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
-            ResponseBodyProj::Decrypted { body } => {
+            ResponseBodyProj::Decrypted { body, first } => {
+                if let Some(frame) = first.take() {
+                    return Poll::Ready(Some(Ok(frame)));
+                }
                 let polled = body.poll_frame(cx);
                 if let Poll::Ready(Some(Err(e))) = &polled {
                     tracing::warn!(error = %e, "decryption failed mid-stream; the response is aborted");
@@ -157,7 +161,7 @@ where
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Plain { body } => body.is_end_stream(),
-            Self::Decrypted { body } => body.is_end_stream(),
+            Self::Decrypted { body, first } => first.is_none() && body.is_end_stream(),
             Self::Buffered { body } => body.is_end_stream(),
         }
     }
@@ -165,7 +169,20 @@ where
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Plain { body } => body.size_hint(),
-            Self::Decrypted { body } => body.size_hint(),
+            Self::Decrypted { body, first } => {
+                let inner = body.size_hint();
+                let held = first
+                    .as_ref()
+                    .and_then(Frame::data_ref)
+                    .map_or(0, |data| data.len() as u64);
+                let mut hint = SizeHint::new();
+                // Upper first: a lower bound may never exceed the upper one.
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + held);
+                }
+                hint.set_lower(inner.lower() + held);
+                hint
+            }
             Self::Buffered { body } => body.size_hint(),
         }
     }

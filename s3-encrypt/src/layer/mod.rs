@@ -114,7 +114,7 @@ where
     S::Error: Send + 'static,
     ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     type Response = Response<EncryptResponseBody<ResBody>>;
@@ -192,11 +192,14 @@ impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody> {
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     async fn run(&mut self, body: ReqBody) -> Result<Answer<ResBody>, S::Error> {
@@ -240,7 +243,7 @@ where
             Op::AbortMultipartUpload => self.abort_upload(body).await,
             Op::ListParts => self.list_parts().await,
             Op::ListObjects | Op::ListObjectsV2 | Op::ListObjectVersions => {
-                self.list_objects(operation).await
+                self.list_objects(operation, &encryption).await
             }
             Op::UploadPartCopy => self.upload_part_copy(&encryption).await,
             Op::SelectObjectContent => Err(EncryptError::Unsupported(
@@ -280,6 +283,18 @@ where
         s3: S3Request,
         headers: http::HeaderMap,
     ) -> Result<Response<ResBody>, S::Error> {
+        let request = self.own_request(method, s3, headers);
+        std::future::poll_fn(|cx| self.inner.poll_ready(cx)).await?;
+        self.inner.call(request).await
+    }
+
+    /// The request [`Call::send_own`] sends.
+    fn own_request(
+        &self,
+        method: http::Method,
+        s3: S3Request,
+        headers: http::HeaderMap,
+    ) -> Request<EncryptRequestBody<ReqBody>> {
         let mut parts = clone_parts(&self.parts);
         parts.method = method;
         parts.headers = headers;
@@ -287,10 +302,7 @@ where
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         parts.extensions.insert(s3);
-        std::future::poll_fn(|cx| self.inner.poll_ready(cx)).await?;
-        self.inner
-            .call(Request::from_parts(parts, EncryptRequestBody::empty()))
-            .await
+        Request::from_parts(parts, EncryptRequestBody::empty())
     }
 }
 

@@ -2,6 +2,8 @@
 //! CreateMultipartUpload, stored in the object's envelope, and carried (wrapped) in the
 //! upload id the client receives, so any replica encrypts any part, in any order.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
@@ -32,11 +34,14 @@ const WHOLE_OBJECT_HEADERS: [&str; 3] = [
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     pub(super) async fn create_upload(
@@ -218,9 +223,10 @@ where
         backend_id: &str,
         parts: u32,
     ) -> Result<(), Refusal<ResBody, S::Error>> {
-        let mut sizes: Vec<u64> = Vec::new();
+        // Backends list parts in any order (s3s-fs: directory order): collect by number.
+        let mut listed: BTreeMap<u32, u64> = BTreeMap::new();
         let mut marker = 0u32;
-        while (sizes.len() as u64) < u64::from(parts) {
+        while (1..=parts).any(|n| !listed.contains_key(&n)) {
             let mut list = self.s3().map_err(Refusal::Encrypt)?.clone();
             list.operation = S3Operation::ListParts;
             list.query = s3_core::Query::default();
@@ -252,17 +258,18 @@ where
                 &mut str::to_owned,
             )
             .map_err(Refusal::Encrypt)?;
-            let Some(&(last, _)) = page.last() else { break };
-            for (number, size) in page {
-                if u64::from(number) == sizes.len() as u64 + 1 {
-                    sizes.push(size);
-                }
-            }
+            let Some(last) = page.iter().map(|&(number, _)| number).max() else {
+                break;
+            };
+            listed.extend(page);
             if last <= marker {
                 break;
             }
             marker = last;
         }
+        let sizes: Vec<u64> = (1..=parts)
+            .map_while(|number| listed.get(&number).copied())
+            .collect();
         uniform_parts(&sizes, parts).map_err(Refusal::Encrypt)
     }
 

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::Body;
 use s3_core::S3Operation;
@@ -19,6 +20,9 @@ use crate::listing::{ListingKind, rewrite_listing};
 use crate::plaintext_check::{BodyOutcome, CheckedBody, PlaintextChecks, SharedOutcome};
 use crate::policy::{Binding, BucketEncryption};
 use crate::range::{ByteRange, Layout};
+
+/// How many HEAD requests a listing in a bucket that allows plaintext reads makes at once.
+const LISTING_HEADS: usize = 16;
 
 /// The largest body of one PutObject or UploadPart (S3's 5 GiB).
 pub(super) const MAX_UPLOAD: u64 = 5 << 30;
@@ -39,11 +43,14 @@ pub(super) fn settings(
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     /// The bucket and key of the request.
@@ -350,6 +357,7 @@ where
     pub(super) async fn list_objects(
         &mut self,
         operation: S3Operation,
+        encryption: &BucketEncryption,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         let kind = match operation {
             S3Operation::ListObjects => ListingKind::ListObjects,
@@ -367,17 +375,107 @@ where
         }
         let (parts, body) = response.into_parts();
         let document = super::read_document(body).await?;
-        // A size no encrypted object has is an object stored without encryption (a bucket
-        // that allows plaintext reads): left as it is.
-        let rewritten = rewrite_listing(
-            &document,
+        let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
+        let rewritten = if allow_plaintext {
+            // Encrypted and plaintext objects side by side: only each object's metadata tells
+            // them apart, so each listed object is asked for it.
+            let sizes = match self.listed_sizes(&document, kind).await {
+                Ok(sizes) => sizes,
+                Err(ReadError::Inner(e)) => return Ok(Routed::Backend(Err(e))),
+                Err(ReadError::Encrypt(e)) => return Err(e),
+            };
+            let mut sizes = sizes.into_iter();
+            rewrite_listing(
+                &document,
+                kind,
+                &mut |entry| Ok(sizes.next().unwrap_or(entry.stored_size)),
+                &mut str::to_owned,
+            )?
+        } else {
+            // Every object is encrypted: the stored size alone gives the plaintext size (a
+            // size no encrypted object has is listed as it is).
+            rewrite_listing(
+                &document,
+                kind,
+                &mut |entry| {
+                    Ok(multipart_plaintext_size(entry.stored_size).unwrap_or(entry.stored_size))
+                },
+                &mut str::to_owned,
+            )?
+        };
+        Ok(Routed::Answer(document_response(parts, rewritten)))
+    }
+
+    /// The plaintext size of every object a listing names, in document order, from a HEAD
+    /// of each (at most [`LISTING_HEADS`] at a time); objects without an envelope keep
+    /// their stored size.
+    async fn listed_sizes(
+        &mut self,
+        document: &[u8],
+        kind: ListingKind,
+    ) -> Result<Vec<u64>, ReadError<S::Error>> {
+        let s3 = self.s3()?.clone();
+        let url_keys = s3.query.get("encoding-type") == Some("url");
+        let mut entries: Vec<(String, Option<String>, u64)> = Vec::new();
+        rewrite_listing(
+            document,
             kind,
             &mut |entry| {
-                Ok(multipart_plaintext_size(entry.stored_size).unwrap_or(entry.stored_size))
+                let key = entry.key.unwrap_or_default();
+                let key = if url_keys {
+                    percent_encoding::percent_decode_str(key)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                } else {
+                    key.to_owned()
+                };
+                entries.push((key, entry.version_id.map(str::to_owned), entry.stored_size));
+                Ok(entry.stored_size)
             },
             &mut str::to_owned,
         )?;
-        Ok(Routed::Answer(document_response(parts, rewritten)))
+        let requests: Vec<_> = entries
+            .iter()
+            .map(|(key, version, _)| {
+                let mut head = s3.clone();
+                head.operation = S3Operation::HeadObject;
+                head.key = Some(key.clone());
+                head.query = s3_core::Query::default();
+                if let Some(version) = version {
+                    head.query.set("versionId", version.clone());
+                }
+                self.own_request(Method::HEAD, head, HeaderMap::new())
+            })
+            .collect();
+        let calls: Vec<(S, _)> = requests
+            .into_iter()
+            .map(|request| (self.inner.clone(), request))
+            .collect();
+        let heads: Vec<Result<Response<ResBody>, S::Error>> =
+            futures_util::stream::iter(calls.into_iter().map(|(mut inner, request)| async move {
+                std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
+                inner.call(request).await
+            }))
+            .buffered(LISTING_HEADS)
+            .collect()
+            .await;
+        let mut sizes = Vec::with_capacity(entries.len());
+        for ((_, _, stored), head) in entries.iter().zip(heads) {
+            let head = head.map_err(ReadError::Inner)?;
+            let envelope = if head.status() == StatusCode::OK {
+                Envelope::from_headers(head.headers())?
+            } else {
+                None
+            };
+            sizes.push(match envelope {
+                None => *stored,
+                Some(envelope) => match envelope.layout {
+                    StoredLayout::Single { size } => size,
+                    StoredLayout::Multipart => multipart_plaintext_size(*stored)?,
+                },
+            });
+        }
+        Ok(sizes)
     }
 }
 

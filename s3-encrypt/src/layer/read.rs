@@ -95,11 +95,14 @@ impl<E> From<EncryptError> for ReadError<E> {
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>> + Send,
+    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     ReqBody: Body<Data = Bytes> + Send + 'static,
     ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
     ResBody::Error: Into<BoxError>,
 {
     /// Reads `target` as plaintext.
@@ -187,7 +190,7 @@ where
         );
         Ok(Opened::Plaintext {
             parts,
-            body: EncryptResponseBody::Decrypted { body },
+            body: primed(body).await?,
             length: plan.len(),
         })
     }
@@ -261,10 +264,33 @@ where
         }
         Ok(Opened::Plaintext {
             parts,
-            body: EncryptResponseBody::Decrypted { body },
+            body: primed(body).await?,
             length,
         })
     }
+}
+
+/// Decrypts the first segment before the response goes out, so that an object that does
+/// not decrypt at all (another object's data key, a tampered first segment) is answered
+/// with an error status instead of a 200 whose body breaks off. Later segments are checked
+/// while they stream.
+async fn primed<B>(mut body: DecryptBody<B>) -> Result<EncryptResponseBody<B>, EncryptError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt as _;
+    let first = match body.frame().await {
+        None => None,
+        Some(Ok(frame)) => Some(frame),
+        Some(Err(e)) => {
+            return Err(match e.downcast::<EncryptError>() {
+                Ok(e) => *e,
+                Err(e) => EncryptError::Backend(format!("the object's body failed: {e}")),
+            });
+        }
+    };
+    Ok(EncryptResponseBody::Decrypted { body, first })
 }
 
 /// The bucket and key a read names.
