@@ -323,6 +323,7 @@ fn kms_kek(moto: &Moto, key_id: &str) -> KmsKek {
             session_token: None,
         },
         timeout: Duration::from_secs(10),
+        allow_insecure_http: false,
     })
     .expect("a valid KMS config")
 }
@@ -412,6 +413,7 @@ fn kms_unreachable_is_unavailable() {
             session_token: None,
         },
         timeout: Duration::from_secs(3),
+        allow_insecure_http: false,
     })
     .expect("a valid KMS config");
     let started = Instant::now();

@@ -94,6 +94,8 @@ pub(crate) enum KekConfig {
         namespace: Option<String>,
         #[serde(default)]
         ca_file: Option<PathBuf>,
+        #[serde(default)]
+        allow_insecure_http: bool,
         #[serde(default = "default_kek_timeout_secs")]
         timeout_secs: u64,
         #[serde(default)]
@@ -119,6 +121,8 @@ pub(crate) enum KekConfig {
         session_token_env: Option<String>,
         #[serde(default)]
         session_token_file: Option<PathBuf>,
+        #[serde(default)]
+        allow_insecure_http: bool,
         #[serde(default = "default_kek_timeout_secs")]
         timeout_secs: u64,
         #[serde(default)]
@@ -247,6 +251,7 @@ impl KekConfig {
                 approle,
                 namespace,
                 ca_file,
+                allow_insecure_http,
                 timeout_secs,
                 ..
             } => {
@@ -293,6 +298,7 @@ impl KekConfig {
                 config.mount.clone_from(mount);
                 config.namespace.clone_from(namespace);
                 config.timeout = Duration::from_secs(*timeout_secs);
+                config.allow_insecure_http = *allow_insecure_http;
                 if let Some(ca) = ca_file {
                     config.ca_pem =
                         Some(std::fs::read(ca).map_err(|e| {
@@ -313,6 +319,7 @@ impl KekConfig {
                 session_token,
                 session_token_env,
                 session_token_file,
+                allow_insecure_http,
                 timeout_secs,
                 ..
             } => {
@@ -345,6 +352,7 @@ impl KekConfig {
                         session_token: session_token.map(|t| t.expose().to_owned()),
                     },
                     timeout: Duration::from_secs(*timeout_secs),
+                    allow_insecure_http: *allow_insecure_http,
                 })
                 .map_err(|e| e.to_string())?;
                 Arc::new(CachedKek::new(kek, cache))

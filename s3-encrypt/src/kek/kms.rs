@@ -59,6 +59,10 @@ pub struct KmsConfig {
     pub credentials: KmsCredentials,
     /// How long one operation may take, attempts included.
     pub timeout: Duration,
+    /// Accept a plain `http://` endpoint on another machine (refused by default: the
+    /// request signatures and the data keys would travel in the clear). Loopback endpoints
+    /// are always allowed.
+    pub allow_insecure_http: bool,
 }
 
 /// A key-encryption key in the AWS KMS API: `GenerateDataKey` (`AES_256`) makes data keys,
@@ -130,6 +134,7 @@ impl KmsKek {
                     "the KMS endpoint {endpoint} must be an http:// or https:// URL"
                 )));
             }
+            super::check_transport("KMS endpoint", &uri, config.allow_insecure_http)?;
             builder = builder.endpoint_url(endpoint.trim_end_matches('/'));
         }
         Self::from_client(
@@ -328,7 +333,30 @@ mod tests {
                 session_token: Some("very-secret-session".to_owned()),
             },
             timeout: Duration::from_secs(5),
+            allow_insecure_http: false,
         }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        for endpoint in [
+            "http://127.0.0.1:4566",
+            "http://localhost:4566",
+            "http://[::1]:4566",
+            "https://kms.example.eu",
+        ] {
+            let mut c = config();
+            c.endpoint = Some(endpoint.to_owned());
+            assert!(KmsKek::new(c).is_ok(), "{endpoint}");
+        }
+        let mut c = config();
+        c.endpoint = Some("http://kms.example.eu".to_owned());
+        let Err(EncryptError::Config(message)) = KmsKek::new(c.clone()) else {
+            panic!("plain http to another machine accepted");
+        };
+        assert!(message.contains("in the clear"), "{message}");
+        c.allow_insecure_http = true;
+        assert!(KmsKek::new(c).is_ok());
     }
 
     #[test]

@@ -223,6 +223,31 @@ impl<T: KeyEncryptionKey + ?Sized> KeyEncryptionKey for Box<T> {
     }
 }
 
+/// Refuses a plain `http://` key service on a host that is not this machine: its tokens and
+/// the data keys it returns would cross the network in the clear. `allow_insecure_http`
+/// opts out (a service mesh that encrypts the hop, a test network).
+fn check_transport(
+    what: &str,
+    uri: &http::Uri,
+    allow_insecure_http: bool,
+) -> Result<(), EncryptError> {
+    if uri.scheme_str() != Some("http") || allow_insecure_http {
+        return Ok(());
+    }
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    Err(EncryptError::Config(format!(
+        "the {what} {uri} is plain http:// to another machine: tokens and data keys would travel in the clear; use https:// (or allow_insecure_http if the hop is protected otherwise)"
+    )))
+}
+
 /// A data key from key-service bytes that must be exactly 32 long; the input is left for the
 /// caller to zeroize.
 fn data_key_from_slice(bytes: &[u8], what: &str) -> Result<DataKey, EncryptError> {

@@ -83,6 +83,9 @@ pub struct TransitConfig {
     pub timeout: Duration,
     /// PEM certificates trusted for `https://` besides the public web roots (a private CA).
     pub ca_pem: Option<Vec<u8>>,
+    /// Accept a plain `http://` address on another machine (refused by default: the token
+    /// and the data keys would travel in the clear). Loopback addresses are always allowed.
+    pub allow_insecure_http: bool,
 }
 
 impl TransitConfig {
@@ -96,6 +99,7 @@ impl TransitConfig {
             namespace: None,
             timeout: Duration::from_secs(10),
             ca_pem: None,
+            allow_insecure_http: false,
         }
     }
 }
@@ -208,6 +212,7 @@ impl TransitKek {
             namespace,
             timeout,
             ca_pem,
+            allow_insecure_http,
         } = config;
         let address = address.trim_end_matches('/');
         let uri: http::Uri = address
@@ -218,6 +223,7 @@ impl TransitKek {
                 "the Transit address {address} must be an http:// or https:// URL"
             )));
         }
+        super::check_transport("Transit address", &uri, allow_insecure_http)?;
         let mount = mount.trim_matches('/').to_owned();
         if mount.is_empty() || !valid_path(&mount) {
             return Err(EncryptError::Config(format!(
@@ -676,6 +682,19 @@ mod tests {
         assert_eq!(vault_version("vault:v1:"), None);
         assert_eq!(vault_version("vault:1:abc"), None);
         assert_eq!(vault_version("s3t-local:v1:x:y"), None);
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_machine_unless_allowed() {
+        let token = || TransitAuth::Token("t".into());
+        assert!(TransitKek::new(TransitConfig::new("http://localhost:8200", "k", token())).is_ok());
+        let mut config = TransitConfig::new("http://bao.example.eu:8200", "k", token());
+        let Err(EncryptError::Config(message)) = TransitKek::new(config.clone()) else {
+            panic!("plain http to another machine accepted");
+        };
+        assert!(message.contains("in the clear"), "{message}");
+        config.allow_insecure_http = true;
+        assert!(TransitKek::new(config).is_ok());
     }
 
     #[test]
