@@ -5,20 +5,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::Body;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 use s3_core::{S3Operation, S3Request};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tower_service::Service;
 
 use super::object::settings;
 use super::read::{Opened, ReadError, ReadTarget};
-use super::{Call, EncryptRequestBody, EncryptResponseBody, Routed, content_length};
+use super::{
+    Backend, BackendBody, Call, ClientBody, EncryptRequestBody, EncryptResponseBody, Routed,
+    content_length,
+};
 use crate::EncryptError;
-use crate::body::{BoxError, EncryptBody};
+use crate::body::EncryptBody;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
 use crate::format::{DataKey, StreamKey, encrypted_size};
 use crate::plaintext_check::{BodyOutcome, PlaintextChecks, SharedOutcome};
@@ -91,15 +91,9 @@ fn copy_result(root: &str, etag: &str) -> String {
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    ReqBody: Body<Data = Bytes> + Send + 'static,
-    ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Backend<ReqBody, ResBody>,
+    ReqBody: ClientBody,
+    ResBody: BackendBody,
 {
     /// Copies by reading the source as plaintext and uploading it to `target`, encrypted as
     /// `encryption` (the destination bucket's) says.

@@ -142,6 +142,43 @@ where
     }
 }
 
+/// The service inside the layer (the backend, e.g. `s3_resign::ResignLayer` over its
+/// client), as the layer's internals need it.
+pub(crate) trait Backend<ReqBody, ResBody>:
+    Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T, ReqBody, ResBody> Backend<ReqBody, ResBody> for T
+where
+    T: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    T::Future: Send,
+{
+}
+
+/// A client's request body, as the layer's internals need it.
+pub(crate) trait ClientBody:
+    Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ClientBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+/// A backend's response body, as the layer's internals need it.
+pub(crate) trait BackendBody:
+    Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{
+}
+
+impl<B> BackendBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{}
+
 /// One request on its way through the layer.
 pub(crate) struct Call<S, ReqBody, ResBody> {
     inner: S,
@@ -192,15 +229,9 @@ impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody> {
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    ReqBody: Body<Data = Bytes> + Send + 'static,
-    ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Backend<ReqBody, ResBody>,
+    ReqBody: ClientBody,
+    ResBody: BackendBody,
 {
     async fn run(&mut self, body: ReqBody) -> Result<Answer<ResBody>, S::Error> {
         match self.route(body).await {

@@ -5,18 +5,18 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::Body;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use s3_core::S3Operation;
-use tower_service::Service;
 
 use super::copy::CopyTarget;
 use super::object::{document_response, settings};
-use super::{Call, EncryptRequestBody, EncryptResponseBody, Routed, read_document};
+use super::{
+    Backend, BackendBody, Call, ClientBody, EncryptRequestBody, EncryptResponseBody, Routed,
+    read_document,
+};
 use crate::EncryptError;
-use crate::body::BoxError;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget};
 use crate::format::{DataKey, ENCRYPTED_SEGMENT_SIZE, StreamKey, plaintext_size};
 use crate::listing::{ListingKind, rewrite_listing};
@@ -34,15 +34,9 @@ const WHOLE_OBJECT_HEADERS: [&str; 3] = [
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    ReqBody: Body<Data = Bytes> + Send + 'static,
-    ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Backend<ReqBody, ResBody>,
+    ReqBody: ClientBody,
+    ResBody: BackendBody,
 {
     pub(super) async fn create_upload(
         &mut self,

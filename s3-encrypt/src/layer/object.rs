@@ -5,15 +5,16 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body::Body;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use s3_core::S3Operation;
-use tower_service::Service;
 
 use super::read::{Opened, ReadError, ReadTarget, part_content_range};
-use super::{Answer, Call, EncryptRequestBody, EncryptResponseBody, Routed, content_length};
+use super::{
+    Answer, Backend, BackendBody, Call, ClientBody, EncryptRequestBody, EncryptResponseBody,
+    Routed, content_length,
+};
 use crate::EncryptError;
-use crate::body::{BoxError, EncryptBody};
+use crate::body::EncryptBody;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
 use crate::format::{StreamKey, encrypted_size, multipart_plaintext_size, plaintext_size};
 use crate::listing::{ListingKind, rewrite_listing};
@@ -43,15 +44,9 @@ pub(super) fn settings(
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    ReqBody: Body<Data = Bytes> + Send + 'static,
-    ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Backend<ReqBody, ResBody>,
+    ReqBody: ClientBody,
+    ResBody: BackendBody,
 {
     /// The bucket and key of the request.
     fn object(&self) -> Result<(String, String), EncryptError> {

@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body::Body;
 use s3_core::{S3Operation, S3Request};
-use tower_service::Service;
 
 use super::object::{plaintext_headers, stored_layout};
-use super::{Call, EncryptRequestBody, EncryptResponseBody, content_length};
+use super::{Backend, BackendBody, Call, ClientBody, EncryptResponseBody, content_length};
 use crate::EncryptError;
 use crate::body::{BoxError, DecryptBody, Window};
 use crate::envelope::{Envelope, StoredLayout};
@@ -95,15 +94,9 @@ impl<E> From<EncryptError> for ReadError<E> {
 
 impl<S, ReqBody, ResBody> Call<S, ReqBody, ResBody>
 where
-    S: Service<Request<EncryptRequestBody<ReqBody>>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    ReqBody: Body<Data = Bytes> + Send + 'static,
-    ReqBody::Error: Into<BoxError>,
-    ResBody: Body<Data = Bytes> + Send + Unpin + 'static,
-    ResBody::Error: Into<BoxError>,
+    S: Backend<ReqBody, ResBody>,
+    ReqBody: ClientBody,
+    ResBody: BackendBody,
 {
     /// Reads `target` as plaintext.
     pub(super) async fn read_object(
