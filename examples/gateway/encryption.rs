@@ -499,6 +499,19 @@ impl EncryptionConfig {
                     kek.kind()
                 )
             })?;
+            // Objects record the key's own name (e.g. `transit:transit/app`), so two
+            // entries for one key could not be told apart on reads.
+            if let Some(other) = keks
+                .iter()
+                .find(|k: &&NamedKek| k.kek.name() == built.name())
+            {
+                return Err(format!(
+                    "encryption.keks[{i}] ({}) and {:?} are the same key ({}): configure it once",
+                    kek.name(),
+                    other.name,
+                    built.name()
+                ));
+            }
             keks.push(NamedKek {
                 name: kek.name().to_owned(),
                 kind: kek.kind(),
@@ -720,6 +733,16 @@ mod tests {
                 on.to_owned(),
                 "encryption.enabled = true needs at least one [[encryption.keks]] (none is set)"
                     .to_owned(),
+            ),
+            (
+                format!("{on}{}{}", local("main"), local("again")),
+                format!(
+                    "encryption.keks[1] (again) and \"main\" are the same key ({}): configure \
+                     it once",
+                    s3_tower::encrypt::LocalKek::from_file(&key)
+                        .expect("key")
+                        .name()
+                ),
             ),
             (
                 format!(
