@@ -631,7 +631,8 @@ fn kms_kek_with_moto_backend_stores_ciphertext() {
     let extra = format!(
         "\n[encryption]\nenabled = true\ndefault = \"kms\"\n\n[[encryption.keks]]\nname = \"kms\"\n\
          type = \"kms\"\nkey_id = {}\nregion = \"us-east-1\"\nendpoint = {}\n\
-         access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+         access_key_id = \"test\"\nsecret_access_key = \"test\"\n\n\
+         [[encryption.buckets]]\nbucket = \"plain-*\"\nencrypt = false\n",
         toml_str(&key_id),
         toml_str(&moto.endpoint()),
     );
@@ -639,6 +640,7 @@ fn kms_kek_with_moto_backend_stores_ciphertext() {
     let kek_name = format!("kms:{key_id}");
     let mut cmd = encrypt_client("kms-check", &gateway.endpoint(), &e2e_user());
     cmd.args(["--bucket", "kms-lake", "--backend", &moto.endpoint()])
+        .args(["--plain-bucket", "plain-lake"])
         .args(["--kek-name", &kek_name]);
     let out = run_python("KMS through moto", cmd, "kms-check: all checks passed");
     let results: serde_json::Value = out

@@ -549,6 +549,26 @@ def cmd_kms_check(args):
         expect(meta.get("s3t-kek"), args.kek_name, f"{key} at rest: s3t-kek")
         results[key] = {"stored": len(raw), "plain": size, "meta": sorted(meta)}
         step(f"{key}: {size} bytes, {len(raw)} at rest, s3t-kek {meta.get('s3t-kek')}")
+
+    # A copy out of the encrypted bucket is decrypted by the gateway; like S3's COPY
+    # directives, it keeps the user metadata and the tags (moto implements tagging).
+    plain_bucket = args.plain_bucket
+    ensure_bucket(s3, plain_bucket)
+    body = data(100_000, 7)
+    s3.put_object(Bucket=bucket, Key="kms/tagged.bin", Body=body, Metadata={"colour": "blue"},
+                  Tagging="team=data%20eng&tier=hot")
+    s3.copy_object(Bucket=plain_bucket, Key="copy.bin",
+                   CopySource={"Bucket": bucket, "Key": "kms/tagged.bin"})
+    _, got = get_bytes(s3, plain_bucket, "copy.bin")
+    expect(got == body, True, "copied plaintext: byte-identical")
+    _, raw = get_bytes(backend, plain_bucket, "copy.bin")
+    expect(raw == body, True, "the copy in the unencrypted bucket is the plaintext at rest")
+    tags = s3.get_object_tagging(Bucket=plain_bucket, Key="copy.bin")["TagSet"]
+    expect(sorted((t["Key"], t["Value"]) for t in tags), [("team", "data eng"), ("tier", "hot")],
+           "tags carried over by the re-encrypting copy")
+    head = s3.head_object(Bucket=plain_bucket, Key="copy.bin")
+    expect(head["Metadata"], {"colour": "blue"}, "user metadata carried over, no envelope")
+    step("copy out of the encrypted bucket: plaintext at rest, tags and metadata kept")
     print(json.dumps(results), flush=True)
     print("kms-check: all checks passed", flush=True)
 
@@ -569,6 +589,7 @@ def main():
     p.add_argument("--status", type=int)
     p.add_argument("--backend")
     p.add_argument("--kek-name")
+    p.add_argument("--plain-bucket")
     args = p.parse_args()
     commands = {
         "round-trip": cmd_round_trip,

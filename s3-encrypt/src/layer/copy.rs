@@ -76,6 +76,66 @@ fn source_headers(request: &HeaderMap) -> HeaderMap {
     headers
 }
 
+/// The `x-amz-tagging` header value (`k1=v1&k2=v2`, URL-encoded) for the tag set of a
+/// `GetObjectTagging` answer; `None` for no tags.
+fn tagging_header(document: &[u8]) -> Result<Option<HeaderValue>, EncryptError> {
+    use quick_xml::Reader;
+    use quick_xml::events::Event;
+    const ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let bad = || EncryptError::Backend("a GetObjectTagging answer that does not parse".into());
+    let text = std::str::from_utf8(document).map_err(|_| bad())?;
+    let mut reader = Reader::from_str(text);
+    let mut path: Vec<String> = Vec::new();
+    let mut value = String::new();
+    let (mut key, mut tag_value) = (None::<String>, None::<String>);
+    let mut pairs: Vec<String> = Vec::new();
+    loop {
+        match reader.read_event().map_err(|_| bad())? {
+            Event::Start(e) => {
+                path.push(e.local_name().into_inner().to_owned());
+                value.clear();
+            }
+            Event::Text(t) => value.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                value.push_str(&crate::listing::resolve(&r).map_err(|_| bad())?);
+            }
+            Event::End(_) => {
+                match path.last().map(String::as_str) {
+                    Some("Key") => key = Some(std::mem::take(&mut value)),
+                    Some("Value") => tag_value = Some(std::mem::take(&mut value)),
+                    Some("Tag") => {
+                        let k = key.take().ok_or_else(bad)?;
+                        let v = tag_value.take().unwrap_or_default();
+                        pairs.push(format!(
+                            "{}={}",
+                            percent_encoding::utf8_percent_encode(&k, ENCODE),
+                            percent_encoding::utf8_percent_encode(&v, ENCODE)
+                        ));
+                    }
+                    _ => {}
+                }
+                path.pop();
+                value.clear();
+            }
+            Event::Empty(e) if e.local_name().into_inner() == "Value" => {
+                tag_value = Some(String::new());
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    HeaderValue::from_str(&pairs.join("&"))
+        .map(Some)
+        .map_err(|_| bad())
+}
+
 /// The `CopyObjectResult` / `CopyPartResult` document S3 answers a copy with.
 fn copy_result(root: &str, etag: &str) -> String {
     let now = OffsetDateTime::now_utc()
@@ -116,6 +176,39 @@ where
                     .filter(|r| matches!(r, ByteRange::FromTo(..)))
                     .ok_or(EncryptError::InvalidRange)?,
             ),
+        };
+        // S3 copies the source's tags unless told to replace them; a PutObject needs them
+        // in its `x-amz-tagging` header.
+        let replace_tags = self
+            .parts
+            .headers
+            .get("x-amz-tagging-directive")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
+        let source_tags = if matches!(target, CopyTarget::Object) && !replace_tags {
+            let mut tagging = s3.clone();
+            tagging.operation = S3Operation::GetObjectTagging;
+            tagging.bucket = Some(source.bucket.clone());
+            tagging.key = Some(source.key.clone());
+            tagging.copy_source = None;
+            tagging.query = s3_core::Query::default();
+            tagging.query.set("tagging", "");
+            if let Some(version) = &source.version_id {
+                tagging.query.set("versionId", version.clone());
+            }
+            let response = match self.send_own(Method::GET, tagging, HeaderMap::new()).await {
+                Ok(response) => response,
+                Err(e) => return Ok(Routed::Backend(Err(e))),
+            };
+            if response.status() == StatusCode::OK {
+                let document = super::read_document(response.into_body()).await?;
+                tagging_header(&document)?
+            } else {
+                // No such source (the read below answers with the backend's error), or a
+                // backend without tagging: nothing to copy.
+                None
+            }
+        } else {
+            None
         };
         let mut read = s3.clone();
         read.operation = S3Operation::GetObject;
@@ -185,6 +278,12 @@ where
             .remove("x-amz-metadata-directive")
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
         headers.remove("x-amz-tagging-directive");
+        if !replace_tags {
+            headers.remove("x-amz-tagging");
+            if let Some(tags) = source_tags {
+                headers.insert("x-amz-tagging", tags);
+            }
+        }
         PlaintextChecks::strip_request_headers(&mut headers);
         let (operation, body) = match target {
             CopyTarget::Object => {
@@ -288,5 +387,32 @@ where
             parts,
             copy_result(root, &etag).into_bytes(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_sets_become_an_encoded_tagging_header() {
+        let doc = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Tagging xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><TagSet>
+<Tag><Key>team</Key><Value>data &amp; ml</Value></Tag>
+<Tag><Key>empty</Key><Value/></Tag>
+<Tag><Key>ümlaut=x</Key><Value>a/b</Value></Tag>
+</TagSet></Tagging>"#;
+        assert_eq!(
+            tagging_header(doc.as_bytes()).unwrap().unwrap(),
+            "team=data%20%26%20ml&empty=&%C3%BCmlaut%3Dx=a%2Fb"
+        );
+        assert_eq!(
+            tagging_header(b"<Tagging><TagSet/></Tagging>").unwrap(),
+            None
+        );
+        assert!(matches!(
+            tagging_header(b"<Tagging><TagSet><Tag><Value>v</Value></Tag>"),
+            Err(EncryptError::Backend(_))
+        ));
     }
 }
