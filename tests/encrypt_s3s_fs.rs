@@ -1313,3 +1313,56 @@ fn the_detector_finds_windows_at_any_offset() {
         assert!(!leaks_plaintext(&short, &plain), "31 bytes at {offset}");
     }
 }
+
+/// Objects stored while a bucket was encrypted stay readable once its rule says `Off`: GET
+/// (whole and ranged) and HEAD find the envelope and decrypt; an envelope whose KEK is not
+/// configured is refused (500), never served as ciphertext.
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_objects_in_a_bucket_without_encryption() {
+    let (gw, s3) = Gateway::with_buckets(&["enc", "plain"]).await;
+    let plain = pattern(KIB64 + 300, 51);
+    put(&s3, "enc", "moved", &plain).await;
+    // The bucket's rule was turned off after the object was written: here, its stored files
+    // are moved into the unencrypted bucket.
+    std::fs::copy(
+        gw.object_file("enc", "moved"),
+        gw.object_file("plain", "moved"),
+    )
+    .unwrap();
+    std::fs::copy(
+        gw.metadata_file("enc", "moved"),
+        gw.metadata_file("plain", "moved"),
+    )
+    .unwrap();
+    assert!(get_ok(&s3, "plain", "moved").await == plain, "whole GET");
+    let got = get(&s3, "plain", "moved", Some("bytes=65530-65545"))
+        .await
+        .unwrap();
+    assert!(got.body == plain[65_530..=65_545], "ranged GET");
+    assert_eq!(
+        got.content_range.as_deref(),
+        Some(format!("bytes 65530-65545/{}", plain.len()).as_str())
+    );
+    let head = s3
+        .head_object()
+        .bucket("plain")
+        .key("moved")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(plain.len() as i64));
+    assert!(
+        head.metadata()
+            .is_none_or(|m| m.keys().all(|k| !k.starts_with("s3t-"))),
+        "no envelope shown"
+    );
+
+    // An envelope naming a KEK the gateway does not have: refused, not served as it is.
+    let mut meta = gw.stored_metadata("plain", "moved");
+    meta["user_metadata"]["s3t-kek"] = serde_json::json!("local:0000000000000000");
+    gw.write_metadata("plain", "moved", &meta);
+    assert_eq!(
+        get_fails(&s3, "plain", "moved", None).await,
+        Failed::Status(500, "InternalError".into())
+    );
+}
