@@ -19,15 +19,19 @@ use tokio::net::TcpListener;
 
 /// A fake Transit answering every request with `status` and a Vault-style error body.
 async fn fake_transit(status: StatusCode) -> String {
+    fake_transit_saying(status, r#"{"errors":["fake transit says no"]}"#).await
+}
+
+/// A fake Transit answering every request with `status` and `body`.
+async fn fake_transit_saying(status: StatusCode, body: &'static str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let service = service_fn(move |_: Request<Incoming>| async move {
-                    let mut response = Response::new(Full::new(Bytes::from_static(
-                        br#"{"errors":["fake transit says no"]}"#,
-                    )));
+                    let mut response =
+                        Response::new(Full::new(Bytes::from_static(body.as_bytes())));
                     *response.status_mut() = status;
                     Ok::<_, Infallible>(response)
                 });
@@ -73,4 +77,43 @@ async fn throttling_and_standby_are_unavailable_other_client_errors_refused() {
             "{status}: {err:?}"
         );
     }
+}
+
+/// A data key that Transit cannot decrypt (`400` with Transit's authentication error) is
+/// `KeyUnwrap`, whatever the key is called: the sorting reads Transit's own `errors`, not the
+/// message around them, which holds the URL with the key's name.
+#[tokio::test]
+async fn unwrap_errors_are_sorted_on_transit_errors_not_the_url() {
+    let address = fake_transit_saying(
+        StatusCode::BAD_REQUEST,
+        r#"{"errors":["cipher: message authentication failed"]}"#,
+    )
+    .await;
+    let kek = TransitKek::new(TransitConfig::new(
+        address.clone(),
+        "missing-not-found",
+        TransitAuth::Token("t".to_owned()),
+    ))
+    .unwrap();
+    let wrapped = s3_encrypt::WrappedKey::new("vault:v1:AAAA");
+    assert_eq!(
+        kek.unwrap(&wrapped, &KeyContext::None).await.unwrap_err(),
+        EncryptError::KeyUnwrap
+    );
+
+    let address = fake_transit_saying(
+        StatusCode::BAD_REQUEST,
+        r#"{"errors":["encryption key not found"]}"#,
+    )
+    .await;
+    let kek = TransitKek::new(TransitConfig::new(
+        address,
+        "s3",
+        TransitAuth::Token("t".to_owned()),
+    ))
+    .unwrap();
+    assert!(matches!(
+        kek.unwrap(&wrapped, &KeyContext::None).await.unwrap_err(),
+        EncryptError::KeyServiceRefused(_)
+    ));
 }
