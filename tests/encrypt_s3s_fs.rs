@@ -1366,3 +1366,141 @@ async fn encrypted_objects_in_a_bucket_without_encryption() {
         Failed::Status(500, "InternalError".into())
     );
 }
+
+/// Appends `param` to the query of a request before the SDK signs it (presigned URLs carry
+/// headers in the query this way).
+fn with_query_param(
+    param: &'static str,
+) -> impl Fn(&mut aws_sdk_s3::config::http::HttpRequest) + Send + Sync + 'static {
+    move |req| {
+        let uri = req.uri().to_owned();
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        req.set_uri(format!("{uri}{separator}{param}")).unwrap();
+    }
+}
+
+/// `x-amz-*` parameters in the query are headers to the backend, so they get the rules of
+/// headers: reserved metadata refused, checksums verified on the plaintext, directives
+/// obeyed with the envelope kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn x_amz_parameters_in_the_query_follow_the_header_rules() {
+    let (gw, s3) = Gateway::with_buckets(&["enc", "plain"]).await;
+    let body = pattern(1000, 61);
+    for bucket in ["enc", "plain"] {
+        let result = s3
+            .put_object()
+            .bucket(bucket)
+            .key("forged")
+            .body(ByteStream::from(body.clone()))
+            .customize()
+            .mutate_request(with_query_param("x-amz-meta-s3t-v=1"))
+            .send()
+            .await;
+        assert_eq!(
+            refused(result, "s3t metadata in the query"),
+            (400, "InvalidArgument".to_owned()),
+            "{bucket}"
+        );
+        assert_nothing_stored(&gw, &s3, bucket, "forged", "s3t metadata in the query").await;
+    }
+
+    let result = s3
+        .put_object()
+        .bucket("enc")
+        .key("bad-crc")
+        .body(ByteStream::from(body.clone()))
+        .customize()
+        // No checksum of the SDK's own, only the one in the query.
+        .config_override(
+            aws_sdk_s3::config::Config::builder().request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            ),
+        )
+        .mutate_request(with_query_param("x-amz-checksum-crc32=AAAAAA%3D%3D"))
+        .send()
+        .await;
+    assert_eq!(
+        refused(result, "a wrong checksum in the query"),
+        (400, "BadDigest".to_owned())
+    );
+    assert_nothing_stored(&gw, &s3, "enc", "bad-crc", "a wrong checksum in the query").await;
+
+    // A REPLACE directive in the query: the copy gets the new metadata and keeps its envelope.
+    put(&s3, "enc", "src", &body).await;
+    s3.copy_object()
+        .bucket("enc")
+        .key("replaced")
+        .copy_source("enc/src")
+        .customize()
+        .mutate_request(with_query_param(
+            "x-amz-metadata-directive=REPLACE&x-amz-meta-shape=round",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(get_ok(&s3, "enc", "replaced").await == body);
+    assert_head(&s3, "enc", "replaced", body.len(), &[("shape", "round")]).await;
+}
+
+/// A copy is decided by how the source object is stored, not by its bucket's rule: a
+/// plaintext object of a bucket that allows plaintext reads, copied into an encrypted bucket
+/// with the same KEK, is encrypted on the way (whatever the metadata directive).
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_of_plaintext_objects_into_encrypted_buckets_are_encrypted() {
+    let (gw, s3) = Gateway::with_buckets(&["enc", "legacy"]).await;
+    let plain = pattern(2 * KIB64 + 3, 71);
+    std::fs::write(gw.object_file("legacy", "old"), &plain).unwrap();
+    for (key, directive) in [
+        ("copied", aws_sdk_s3::types::MetadataDirective::Copy),
+        ("replaced", aws_sdk_s3::types::MetadataDirective::Replace),
+    ] {
+        s3.copy_object()
+            .bucket("enc")
+            .key(key)
+            .copy_source("legacy/old")
+            .metadata_directive(directive)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("copy {key}: {e:?}"));
+        let stored = gw.stored("enc", key);
+        assert_eq!(
+            stored.len() as u64,
+            encrypted_size(plain.len() as u64),
+            "{key} at rest"
+        );
+        assert!(
+            !leaks_plaintext(&stored, &plain),
+            "{key}: plaintext at rest"
+        );
+        assert!(get_ok(&s3, "enc", key).await == plain, "{key} reads back");
+    }
+}
+
+/// In a bucket without encryption, a copy of an object that still carries an envelope is
+/// decrypted by the gateway: the copy never holds ciphertext without its envelope.
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_of_encrypted_objects_in_a_bucket_without_encryption_are_decrypted() {
+    let (gw, s3) = Gateway::with_buckets(&["enc", "plain"]).await;
+    let plain = pattern(KIB64 + 77, 81);
+    put(&s3, "enc", "moved", &plain).await;
+    std::fs::copy(
+        gw.object_file("enc", "moved"),
+        gw.object_file("plain", "moved"),
+    )
+    .unwrap();
+    std::fs::copy(
+        gw.metadata_file("enc", "moved"),
+        gw.metadata_file("plain", "moved"),
+    )
+    .unwrap();
+    s3.copy_object()
+        .bucket("plain")
+        .key("copy")
+        .copy_source("plain/moved")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .send()
+        .await
+        .unwrap();
+    assert!(gw.stored("plain", "copy") == plain, "plaintext at rest");
+    assert!(get_ok(&s3, "plain", "copy").await == plain);
+}

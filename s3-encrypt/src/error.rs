@@ -98,6 +98,9 @@ pub enum EncryptError {
     /// The backend answered something the layer cannot use.
     #[error("the backend answered unexpectedly: {0}")]
     Backend(String),
+    /// A request parameter the layer cannot accept.
+    #[error("{0}")]
+    InvalidArgument(&'static str),
     /// The layer runs without `s3_core::S3RequestLayer` in front of it.
     #[error("EncryptLayer needs S3RequestLayer in front of it")]
     NotParsed,
@@ -172,6 +175,7 @@ impl EncryptError {
                 "The list of parts was not in ascending order",
             ),
             Self::MalformedXml(why) => S3Error::new(S3ErrorCode::MalformedXML, *why),
+            Self::InvalidArgument(why) => S3Error::new(S3ErrorCode::InvalidArgument, *why),
             Self::Backend(_) => {
                 S3Error::new(S3ErrorCode::BadGateway, "The backend answered unexpectedly")
             }

@@ -44,6 +44,20 @@ pub(super) enum CopyTarget {
     Part { part: u16, dek: Option<DataKey> },
 }
 
+/// What a HEAD of a copy's source found.
+pub(super) enum SourceState {
+    /// The HEAD was not answered with 200 (no such object, a failed condition...): the copy
+    /// itself gets the backend's answer.
+    Unknown,
+    /// Stored without an envelope.
+    Plain,
+    /// Stored encrypted under `envelope`; `etag` pins a server-side copy to the version seen.
+    Encrypted {
+        envelope: Envelope,
+        etag: Option<HeaderValue>,
+    },
+}
+
 /// The copy-source conditions and SSE-C key of the request, as headers of a read of the
 /// source.
 fn source_headers(request: &HeaderMap) -> HeaderMap {
@@ -63,6 +77,12 @@ fn source_headers(request: &HeaderMap) -> HeaderMap {
         if let Some(value) = request.get(from) {
             headers.insert(to, value.clone());
         }
+    }
+    if let Some(value) = request.get("x-amz-request-payer") {
+        headers.insert("x-amz-request-payer", value.clone());
+    }
+    if let Some(value) = request.get("x-amz-source-expected-bucket-owner") {
+        headers.insert("x-amz-expected-bucket-owner", value.clone());
     }
     for suffix in ["algorithm", "key", "key-md5"] {
         if let Some(value) = request.get(format!(
@@ -155,6 +175,39 @@ where
     ReqBody: ClientBody,
     ResBody: BackendBody,
 {
+    /// HEADs the copy's source (its version, conditions and SSE-C key as the request names
+    /// them) to learn how it is stored: a copy is decided by the source object's own
+    /// envelope, never by its bucket's policy (a bucket may hold objects from before its
+    /// rule changed).
+    pub(super) async fn head_source(&mut self) -> Result<SourceState, ReadError<S::Error>> {
+        let s3 = self.s3()?.clone();
+        let source = s3.copy_source.clone().ok_or(EncryptError::NotParsed)?;
+        let mut head = s3;
+        head.operation = S3Operation::HeadObject;
+        head.bucket = Some(source.bucket);
+        head.key = Some(source.key);
+        head.copy_source = None;
+        head.query = s3_core::Query::default();
+        if let Some(version) = source.version_id {
+            head.query.set("versionId", version);
+        }
+        let headers = source_headers(&self.parts.headers);
+        let response = self
+            .send_own(Method::HEAD, head, headers)
+            .await
+            .map_err(ReadError::Inner)?;
+        if response.status() != StatusCode::OK {
+            return Ok(SourceState::Unknown);
+        }
+        Ok(match Envelope::from_headers(response.headers())? {
+            None => SourceState::Plain,
+            Some(envelope) => SourceState::Encrypted {
+                envelope,
+                etag: response.headers().get(header::ETAG).cloned(),
+            },
+        })
+    }
+
     /// Copies by reading the source as plaintext and uploading it to `target`, encrypted as
     /// `encryption` (the destination bucket's) says.
     pub(super) async fn copy_through(
@@ -169,7 +222,12 @@ where
             None => true,
             Some((_, _, allow)) => allow,
         };
-        let range = match self.parts.headers.get("x-amz-copy-source-range") {
+        // A byte range is for UploadPartCopy only (CopyObject copies whole objects).
+        let range_header = match target {
+            CopyTarget::Part { .. } => self.parts.headers.get("x-amz-copy-source-range").cloned(),
+            CopyTarget::Object => None,
+        };
+        let range = match &range_header {
             None => None,
             Some(value) => Some(
                 ByteRange::parse(value.to_str().unwrap_or(""))?
@@ -224,7 +282,7 @@ where
                 s3: read,
                 headers: source_headers(&self.parts.headers),
                 range,
-                raw_range: self.parts.headers.get("x-amz-copy-source-range").cloned(),
+                raw_range: range_header,
                 allow_plaintext,
             })
             .await;

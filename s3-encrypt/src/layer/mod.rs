@@ -244,6 +244,7 @@ where
     #[allow(clippy::enum_glob_use)]
     async fn route(&mut self, body: ReqBody) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         use S3Operation as Op;
+        self.hoist_query_headers()?;
         refuse_reserved_metadata(&self.parts.headers)?;
         let s3 = self.s3()?;
         let operation = s3.operation;
@@ -251,15 +252,14 @@ where
             Some(bucket) => self.policy.for_bucket(bucket).clone(),
             None => BucketEncryption::Off,
         };
-        let copy_source_encrypted = s3
-            .copy_source
-            .as_ref()
-            .is_some_and(|source| self.policy.for_bucket(&source.bucket).is_on());
-        if !encryption.is_on() && !copy_source_encrypted {
-            // Objects encrypted before the bucket's encryption was turned off stay readable.
+        if !encryption.is_on() {
+            // Objects encrypted before the bucket's encryption was turned off stay readable,
+            // and copies of encrypted objects are decrypted, never copied as ciphertext.
             return match operation {
                 Op::GetObject => self.get_unencrypted_bucket(&encryption).await,
                 Op::HeadObject => self.head_object(&encryption).await,
+                Op::CopyObject => self.copy_object(body, &encryption).await,
+                Op::UploadPartCopy => self.upload_part_copy(body, &encryption).await,
                 _ => Ok(Routed::Backend(self.forward_plain(body).await)),
             };
         }
@@ -276,7 +276,7 @@ where
             Op::ListObjects | Op::ListObjectsV2 | Op::ListObjectVersions => {
                 self.list_objects(operation, &encryption).await
             }
-            Op::UploadPartCopy => self.upload_part_copy(&encryption).await,
+            Op::UploadPartCopy => self.upload_part_copy(body, &encryption).await,
             Op::SelectObjectContent => Err(EncryptError::Unsupported(
                 "SelectObjectContent needs plaintext at the backend and is not available on encrypted buckets",
             )),
@@ -288,6 +288,53 @@ where
             )),
             _ => Ok(Routed::Backend(self.forward_plain(body).await)),
         }
+    }
+
+    /// Moves `x-amz-*` parameters of the query (where presigned URLs carry headers) into the
+    /// headers, so every header rule of the layer (reserved metadata, checksums, directives)
+    /// sees them; the backend treats them as headers anyway.
+    fn hoist_query_headers(&mut self) -> Result<(), EncryptError> {
+        let s3 = self.s3_mut()?;
+        let hoisted: Vec<(String, String)> = s3
+            .query
+            .iter()
+            .filter(|(name, _)| {
+                name.get(..6)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+                    && !s3_core::PRESIGN_PARAMS
+                        .iter()
+                        .any(|p| p.eq_ignore_ascii_case(name))
+            })
+            .map(|(name, value)| (name.to_owned(), value.unwrap_or_default().to_owned()))
+            .collect();
+        for (name, _) in &hoisted {
+            s3.query.remove(name);
+        }
+        for (name, value) in hoisted {
+            let header = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| {
+                    EncryptError::InvalidArgument(
+                        "an x-amz-* query parameter that is not a header name",
+                    )
+                })?;
+            let value = HeaderValue::from_str(&value).map_err(|_| {
+                EncryptError::InvalidArgument(
+                    "an x-amz-* query parameter that is not a header value",
+                )
+            })?;
+            match self.parts.headers.get(&header) {
+                Some(existing) if *existing != value => {
+                    return Err(EncryptError::InvalidArgument(
+                        "an x-amz-* parameter sent both as a header and in the query, with different values",
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.parts.headers.insert(header, value);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Forwards the request as it is and passes the response back unchanged.

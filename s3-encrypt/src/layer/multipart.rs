@@ -10,8 +10,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use s3_core::S3Operation;
 
-use super::copy::CopyTarget;
+use super::copy::{CopyTarget, SourceState};
 use super::object::{document_response, settings};
+use super::read::ReadError;
 use super::{
     Backend, BackendBody, Call, ClientBody, EncryptRequestBody, EncryptResponseBody, Routed,
     read_document,
@@ -150,7 +151,11 @@ where
         let (Some(bucket), Some(object)) = (s3.bucket.clone(), s3.key.clone()) else {
             return Err(EncryptError::NotParsed);
         };
-        let kek = self.policy.kek(&key.kek)?;
+        // A KEK this gateway does not have: not an upload it issued.
+        let kek = self
+            .policy
+            .kek(&key.kek)
+            .map_err(|_| EncryptError::UnknownUpload)?;
         let dek = match kek
             .unwrap(&key.wrapped, &key.binding.context(&bucket, &object))
             .await
@@ -164,19 +169,42 @@ where
         Ok(dek)
     }
 
+    /// UploadPartCopy: into an encrypted upload, always through the gateway (a part is
+    /// encrypted under its upload's data key and part number); into an unencrypted one, by
+    /// the backend unless the source is encrypted.
     pub(super) async fn upload_part_copy(
         &mut self,
+        body: ReqBody,
         encryption: &BucketEncryption,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         let part = self.part_number()?;
-        let dek = if encryption.is_on() {
-            Some(self.upload_data_key().await?)
-        } else {
-            self.backend_upload_id()?;
-            None
+        if encryption.is_on() {
+            let dek = self.upload_data_key().await?;
+            return self
+                .copy_through(
+                    encryption,
+                    CopyTarget::Part {
+                        part,
+                        dek: Some(dek),
+                    },
+                )
+                .await;
+        }
+        let state = match self.head_source().await {
+            Ok(state) => state,
+            Err(ReadError::Inner(e)) => return Ok(Routed::Backend(Err(e))),
+            Err(ReadError::Encrypt(e)) => return Err(e),
         };
-        self.copy_through(encryption, CopyTarget::Part { part, dek })
-            .await
+        self.backend_upload_id()?;
+        match state {
+            SourceState::Encrypted { .. } => {
+                self.copy_through(encryption, CopyTarget::Part { part, dek: None })
+                    .await
+            }
+            SourceState::Plain | SourceState::Unknown => {
+                Ok(Routed::Backend(self.forward_plain(body).await))
+            }
+        }
     }
 
     pub(super) async fn complete_upload(

@@ -8,6 +8,7 @@ use futures_util::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use s3_core::S3Operation;
 
+use super::copy::{CopyTarget, SourceState};
 use super::read::{Opened, ReadError, ReadTarget, part_content_range};
 use super::{
     Answer, Backend, BackendBody, Call, ClientBody, EncryptRequestBody, EncryptResponseBody,
@@ -177,9 +178,7 @@ where
         };
         if !response.status().is_success() || Envelope::from_headers(response.headers())?.is_none()
         {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
+            return Ok(Routed::Backend(Ok(object_passthrough(response))));
         }
         drop(response);
         self.get_object(encryption).await
@@ -214,9 +213,7 @@ where
             Ok(Opened::Plaintext { parts, body, .. }) => {
                 Ok(Routed::Answer(Response::from_parts(parts, body)))
             }
-            Ok(Opened::Backend(response)) => Ok(Routed::Answer(
-                response.map(|body| EncryptResponseBody::Plain { body }),
-            )),
+            Ok(Opened::Backend(response)) => Ok(Routed::Answer(object_passthrough(response))),
             Err(ReadError::Inner(e)) => Ok(Routed::Backend(Err(e))),
             Err(ReadError::Encrypt(e)) => Err(e),
         }
@@ -236,9 +233,7 @@ where
         };
         let status = response.status();
         if status != StatusCode::OK && status != StatusCode::PARTIAL_CONTENT {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
+            return Ok(Routed::Backend(Ok(object_passthrough(response))));
         }
         // Only the envelope is needed, not the data key: a HEAD never calls the key service.
         let Some(envelope) = Envelope::from_headers(response.headers())? else {
@@ -285,67 +280,57 @@ where
         ))))
     }
 
-    /// CopyObject: a server-side copy keeps the ciphertext when the destination would wrap
-    /// the data key the same way (same KEK, a binding that does not name the object or the
-    /// bucket it leaves); `REPLACE` copies get the source's envelope back in.
+    /// CopyObject: a server-side copy keeps the ciphertext when the source object is
+    /// encrypted and the destination would wrap its data key the same way (same KEK, and a
+    /// binding that names neither the object nor, for another bucket, the bucket); `REPLACE`
+    /// copies get the source's envelope back in, and the copy is pinned to the version the
+    /// gateway saw. A plaintext source into an unencrypted bucket is copied by the backend;
+    /// everything else goes through the gateway ([`Call::copy_through`]).
     pub(super) async fn copy_object(
         &mut self,
         body: ReqBody,
         encryption: &BucketEncryption,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
-        let s3 = self.s3()?.clone();
-        let (bucket, _) = self.object()?;
-        let source = s3.copy_source.clone().ok_or(EncryptError::NotParsed)?;
-        let source_encryption = self.policy.for_bucket(&source.bucket).clone();
-        let same_wrapping = match (settings(&source_encryption), settings(encryption)) {
-            (Some((source_kek, source_binding, _)), Some((kek, binding, _))) => {
-                source_kek.name() == kek.name()
-                    && source_binding == binding
-                    && (binding == Binding::None
-                        || (binding == Binding::Bucket && source.bucket == bucket))
-            }
-            _ => false,
+        let state = match self.head_source().await {
+            Ok(state) => state,
+            Err(ReadError::Inner(e)) => return Ok(Routed::Backend(Err(e))),
+            Err(ReadError::Encrypt(e)) => return Err(e),
         };
-        if !same_wrapping {
-            return self
-                .copy_through(encryption, super::copy::CopyTarget::Object)
-                .await;
-        }
-        let replace = self
-            .parts
-            .headers
-            .get("x-amz-metadata-directive")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
-        if replace {
-            // The source's envelope, read with a HEAD of the source (its version if named).
-            let mut head = s3.clone();
-            head.operation = S3Operation::HeadObject;
-            head.bucket = Some(source.bucket.clone());
-            head.key = Some(source.key.clone());
-            head.copy_source = None;
-            head.query = s3_core::Query::default();
-            if let Some(version) = &source.version_id {
-                head.query.set("versionId", version.clone());
+        let (bucket, _) = self.object()?;
+        let source_bucket = self
+            .s3()?
+            .copy_source
+            .as_ref()
+            .map(|source| source.bucket.clone())
+            .ok_or(EncryptError::NotParsed)?;
+        match (state, settings(encryption)) {
+            (SourceState::Plain, None) => Ok(Routed::Backend(self.forward_plain(body).await)),
+            (SourceState::Encrypted { envelope, etag }, Some((kek, binding, _)))
+                if envelope.kek == kek.name()
+                    && envelope.binding == binding
+                    && (binding == Binding::None
+                        || (binding == Binding::Bucket && source_bucket == bucket)) =>
+            {
+                let replace = self
+                    .parts
+                    .headers
+                    .get("x-amz-metadata-directive")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REPLACE"));
+                if replace {
+                    envelope.write(&mut self.parts.headers)?;
+                    check_metadata_budget(&self.parts.headers)?;
+                }
+                if let Some(etag) = etag {
+                    self.parts
+                        .headers
+                        .insert("x-amz-copy-source-if-match", etag);
+                }
+                // Checksums of the copy would be of the ciphertext.
+                self.parts.headers.remove("x-amz-checksum-algorithm");
+                Ok(Routed::Backend(self.forward_plain(body).await))
             }
-            let response = match self.send_own(Method::HEAD, head, HeaderMap::new()).await {
-                Ok(response) => response,
-                Err(e) => return Ok(Routed::Backend(Err(e))),
-            };
-            if response.status() != StatusCode::OK {
-                return Ok(Routed::Backend(self.forward_plain(body).await));
-            }
-            let Some(envelope) = Envelope::from_headers(response.headers())? else {
-                return Err(EncryptError::NotEncrypted);
-            };
-            envelope.write(&mut self.parts.headers)?;
-            check_metadata_budget(&self.parts.headers)?;
+            _ => self.copy_through(encryption, CopyTarget::Object).await,
         }
-        // Checksums of the copy would be of the ciphertext; the client asked for plaintext.
-        self.parts.headers.remove("x-amz-checksum-algorithm");
-        let result = self.send(EncryptRequestBody::Plain { body }).await;
-        Ok(Routed::Backend(result.map(|response| {
-            response.map(|body| EncryptResponseBody::Plain { body })
-        })))
     }
 
     /// ListObjects (v1, v2) and ListObjectVersions: stored sizes become plaintext sizes.
@@ -492,6 +477,14 @@ pub(super) fn stored_layout(envelope: &Envelope, stored: u64) -> Result<Layout, 
             stored_size: stored,
         }),
     }
+}
+
+/// A backend answer about an object passed on as it is (an error, a "not modified", an
+/// object stored without encryption), without any envelope header it may carry.
+fn object_passthrough<R>(response: Response<R>) -> Answer<R> {
+    let (mut parts, body) = response.into_parts();
+    strip_envelope(&mut parts.headers);
+    Response::from_parts(parts, EncryptResponseBody::Plain { body })
 }
 
 /// Makes response headers describe `length` plaintext bytes: length, no envelope, no
