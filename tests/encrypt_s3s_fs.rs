@@ -1350,7 +1350,7 @@ async fn encrypted_objects_in_a_bucket_without_encryption() {
         .send()
         .await
         .unwrap();
-    assert_eq!(head.content_length(), Some(plain.len() as i64));
+    assert_eq!(head.content_length(), Some(as_i64(plain.len())));
     assert!(
         head.metadata()
             .is_none_or(|m| m.keys().all(|k| !k.starts_with("s3t-"))),
