@@ -121,6 +121,29 @@ pub fn rewrite_listing(
     sizes: &mut dyn FnMut(SizeEntry<'_>) -> Result<u64, EncryptError>,
     upload_ids: &mut dyn FnMut(&str) -> String,
 ) -> Result<Vec<u8>, EncryptError> {
+    rewrite_listing_entries(
+        body,
+        kind,
+        &mut |entry| sizes(entry).map(|size| (size, None)),
+        upload_ids,
+    )
+}
+
+/// What becomes of one listed entry: its size, and its new `<ETag>` text if it changes.
+pub type EntryRewrite = (u64, Option<String>);
+
+/// Like [`rewrite_listing`], with `entries` also giving a new `<ETag>` for the entry (the
+/// text between the tags, quotes included, escaped when written); `None` keeps it.
+///
+/// # Errors
+///
+/// As [`rewrite_listing`].
+pub fn rewrite_listing_entries(
+    body: &[u8],
+    kind: ListingKind,
+    entries: &mut dyn FnMut(SizeEntry<'_>) -> Result<EntryRewrite, EncryptError>,
+    upload_ids: &mut dyn FnMut(&str) -> String,
+) -> Result<Vec<u8>, EncryptError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| EncryptError::Malformed("the listing is not valid UTF-8"))?;
     let doc = parse(text, kind)?;
@@ -131,7 +154,7 @@ pub fn rewrite_listing(
             continue;
         };
         let part = kind == ListingKind::ListParts;
-        let plaintext = sizes(SizeEntry {
+        let (plaintext, etag) = entries(SizeEntry {
             kind,
             stored_size: *stored_size,
             key: if part {
@@ -150,6 +173,11 @@ pub fn rewrite_listing(
         })?;
         if plaintext != *stored_size {
             replacements.push((span.clone(), plaintext.to_string()));
+        }
+        if let (Some(etag), Some(etag_span)) = (etag, &entry.etag_span)
+            && entry.etag.as_deref() != Some(etag.as_str())
+        {
+            replacements.push((etag_span.clone(), partial_escape(etag).into_owned()));
         }
     }
     for (span, id) in &doc.upload_ids {
@@ -195,6 +223,8 @@ struct Entry {
     key: Option<String>,
     version_id: Option<String>,
     etag: Option<String>,
+    /// The span of the `<ETag>` content.
+    etag_span: Option<Range<usize>>,
     part_number: Option<u32>,
 }
 
@@ -433,7 +463,10 @@ fn finish(
         }
         (Field::Key, Some(entry)) => set(&mut entry.key, cap.value),
         (Field::VersionId, Some(entry)) => set(&mut entry.version_id, cap.value),
-        (Field::ETag, Some(entry)) => set(&mut entry.etag, cap.value),
+        (Field::ETag, Some(entry)) => {
+            set(&mut entry.etag_span, span)?;
+            set(&mut entry.etag, cap.value)
+        }
         (Field::PartNumber, Some(entry)) => {
             let number = cap
                 .value

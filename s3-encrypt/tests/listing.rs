@@ -587,3 +587,30 @@ fn a_thousand_entries() {
     assert_eq!(calls, 1000);
     assert_eq!(String::from_utf8(out).expect("UTF-8"), expected);
 }
+
+#[test]
+fn entries_may_get_a_new_etag_and_keep_everything_else() {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Contents><Key>a</Key><ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag><Size>1056</Size></Contents><Contents><Key>b</Key><ETag>&quot;x-2&quot;</ETag><Size>1056</Size></Contents></ListBucketResult>"#;
+    let out = s3_encrypt::listing::rewrite_listing_entries(
+        body.as_bytes(),
+        ListingKind::ListObjectsV2,
+        &mut |entry| {
+            let etag = entry
+                .etag
+                .filter(|e| e.len() == 34)
+                .map(|e| format!("{}-0\"", &e[..33]));
+            Ok((entry.stored_size - 32, etag))
+        },
+        &mut str::to_owned,
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        body.replace(
+            "&quot;0123456789abcdef0123456789abcdef&quot;",
+            "\"0123456789abcdef0123456789abcdef-0\""
+        )
+        .replace("<Size>1056</Size>", "<Size>1024</Size>")
+    );
+}

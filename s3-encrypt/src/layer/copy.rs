@@ -431,11 +431,17 @@ where
             ));
         }
         let (mut parts, _) = response.into_parts();
-        let etag = parts
+        let mut etag = parts
             .headers
             .remove(header::ETAG)
             .and_then(|v| v.to_str().ok().map(str::to_owned))
             .unwrap_or_default();
+        // An encrypted object or part: its ETag as clients see it.
+        if encryption.is_on()
+            && let Some(shown) = super::etag::client_etag(&etag)
+        {
+            etag = shown;
+        }
         PlaintextChecks::strip_response_headers(&mut parts.headers);
         parts.headers.insert(
             header::CONTENT_TYPE,

@@ -6,6 +6,7 @@
 
 mod bodies;
 mod copy;
+mod etag;
 mod multipart;
 mod object;
 mod read;
@@ -246,6 +247,7 @@ where
         use S3Operation as Op;
         self.hoist_query_headers()?;
         refuse_reserved_metadata(&self.parts.headers)?;
+        etag::map_conditions(&mut self.parts.headers);
         let s3 = self.s3()?;
         let operation = s3.operation;
         let encryption = match &s3.bucket {
@@ -425,6 +427,29 @@ where
                 EncryptError::Backend("a document body could not be read".into())
             }
         })
+}
+
+/// Replaces the text of the first `<element>` of a small answer document (the `UploadId` of
+/// `InitiateMultipartUploadResult`, the `ETag` of `CopyObjectResult`) with what `new` makes
+/// of it (unescaped in, escaped out); every other byte stays.
+fn rewrite_element_text(
+    document: &[u8],
+    element: &str,
+    new: impl FnOnce(&str) -> Result<String, EncryptError>,
+) -> Result<Vec<u8>, EncryptError> {
+    let bad = || EncryptError::Backend(format!("an answer without a valid <{element}>"));
+    let text = std::str::from_utf8(document).map_err(|_| bad())?;
+    let open = format!("<{element}>");
+    let close = format!("</{element}>");
+    let start = text.find(&open).ok_or_else(bad)? + open.len();
+    let end = start + text[start..].find(&close).ok_or_else(bad)?;
+    let old = quick_xml::escape::unescape(&text[start..end]).map_err(|_| bad())?;
+    let replacement = new(&old)?;
+    let mut out = String::with_capacity(text.len() + replacement.len());
+    out.push_str(&text[..start]);
+    out.push_str(&quick_xml::escape::escape(replacement.as_str()));
+    out.push_str(&text[end..]);
+    Ok(out.into_bytes())
 }
 
 /// The `Content-Length` of a message, if it has a valid one.

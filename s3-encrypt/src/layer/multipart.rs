@@ -20,7 +20,7 @@ use super::{
 use crate::EncryptError;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget};
 use crate::format::{DataKey, ENCRYPTED_SEGMENT_SIZE, StreamKey, plaintext_size};
-use crate::listing::{ListingKind, rewrite_listing};
+use crate::listing::{ListingKind, rewrite_listing, rewrite_listing_entries};
 use crate::plaintext_check::PlaintextChecks;
 use crate::policy::BucketEncryption;
 use crate::upload_id::{self, UploadKey};
@@ -80,7 +80,7 @@ where
             binding,
             wrapped,
         };
-        let rewritten = rewrite_upload_id(&document, |backend_id| {
+        let rewritten = super::rewrite_element_text(&document, "UploadId", |backend_id| {
             upload_id::issue(backend_id, &upload_key, &dek)
         })?;
         for name in WHOLE_OBJECT_HEADERS {
@@ -125,7 +125,7 @@ where
             })?;
         let dek = self.upload_data_key().await?;
         let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, part), length)?;
-        self.send_upload(body, &outcome).await
+        self.send_upload(body, &outcome, true).await
     }
 
     /// The `partNumber` of an UploadPart or UploadPartCopy.
@@ -316,10 +316,15 @@ where
         }
         let (parts, body) = response.into_parts();
         let document = read_document(body).await?;
-        let rewritten = rewrite_listing(
+        let rewritten = rewrite_listing_entries(
             &document,
             ListingKind::ListParts,
-            &mut |entry| plaintext_size(entry.stored_size),
+            &mut |entry| {
+                Ok((
+                    plaintext_size(entry.stored_size)?,
+                    entry.etag.and_then(super::etag::client_etag),
+                ))
+            },
             &mut |_| client_id.clone(),
         )?;
         Ok(Routed::Answer(document_response(parts, rewritten)))
@@ -355,25 +360,6 @@ fn uniform_parts(sizes: &[u64], parts: u32) -> Result<(), EncryptError> {
     Ok(())
 }
 
-/// Replaces the text of the top-level `<UploadId>` of an `InitiateMultipartUploadResult`.
-fn rewrite_upload_id(
-    document: &[u8],
-    issue: impl FnOnce(&str) -> Result<String, EncryptError>,
-) -> Result<Vec<u8>, EncryptError> {
-    let text = std::str::from_utf8(document)
-        .map_err(|_| EncryptError::Backend("CreateMultipartUpload answer is not UTF-8".into()))?;
-    let bad = || EncryptError::Backend("CreateMultipartUpload answer without an UploadId".into());
-    let start = text.find("<UploadId>").ok_or_else(bad)? + "<UploadId>".len();
-    let end = start + text[start..].find("</UploadId>").ok_or_else(bad)?;
-    let backend_id = quick_xml::escape::unescape(&text[start..end]).map_err(|_| bad())?;
-    let client_id = issue(&backend_id)?;
-    let mut out = String::with_capacity(text.len() + client_id.len());
-    out.push_str(&text[..start]);
-    out.push_str(&quick_xml::escape::escape(client_id.as_str()));
-    out.push_str(&text[end..]);
-    Ok(out.into_bytes())
-}
-
 /// Checks a `CompleteMultipartUpload` body and rewrites it for the backend: part numbers must
 /// ascend and be consecutive from 1 (so every replica can locate a part's segments); the
 /// parts' checksums (of the plaintext) are left out.
@@ -398,7 +384,10 @@ fn complete_document(document: &[u8]) -> Result<(Vec<u8>, u32), EncryptError> {
                         "PartNumber" => {
                             number = Some(value.trim().parse().map_err(|_| malformed())?);
                         }
-                        "ETag" => etag = Some(std::mem::take(&mut value)),
+                        // The ETag clients were shown for the part, as the backend has it.
+                        "ETag" => {
+                            etag = Some(super::etag::backend_tag(&std::mem::take(&mut value)));
+                        }
                         _ => {}
                     }
                 }
@@ -535,7 +524,7 @@ mod tests {
     #[test]
     fn the_upload_id_is_replaced_escaped() {
         let doc = br#"<?xml version="1.0"?><InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>a&amp;b</UploadId></InitiateMultipartUploadResult>"#;
-        let out = rewrite_upload_id(doc, |id| {
+        let out = super::super::rewrite_element_text(doc, "UploadId", |id| {
             assert_eq!(id, "a&b");
             Ok("a&b.tok".into())
         })

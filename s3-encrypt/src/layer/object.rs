@@ -18,7 +18,7 @@ use crate::EncryptError;
 use crate::body::EncryptBody;
 use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
 use crate::format::{StreamKey, encrypted_size, multipart_plaintext_size, plaintext_size};
-use crate::listing::{ListingKind, rewrite_listing};
+use crate::listing::{ListingKind, rewrite_listing, rewrite_listing_entries};
 use crate::plaintext_check::{BodyOutcome, CheckedBody, PlaintextChecks, SharedOutcome};
 use crate::policy::{Binding, BucketEncryption};
 use crate::range::{ByteRange, Layout};
@@ -114,6 +114,7 @@ where
         &mut self,
         body: EncryptRequestBody<ReqBody>,
         outcome: &SharedOutcome,
+        whole_object: bool,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         let result = self.send(body).await;
         let (failure, checksum) = match outcome.lock() {
@@ -133,6 +134,9 @@ where
                 && let Some((name, value)) = checksum
             {
                 parts.headers.insert(name, value);
+            }
+            if parts.status.is_success() && whole_object {
+                super::etag::show_etag(&mut parts.headers);
             }
             Response::from_parts(parts, EncryptResponseBody::Plain { body })
         })))
@@ -162,7 +166,7 @@ where
         .write(&mut self.parts.headers)?;
         check_metadata_budget(&self.parts.headers)?;
         let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, 0), length)?;
-        self.send_upload(body, &outcome).await
+        self.send_upload(body, &outcome, true).await
     }
 
     /// GetObject in a bucket without encryption: forwarded as it is, unless the object
@@ -320,14 +324,33 @@ where
                     envelope.write(&mut self.parts.headers)?;
                     check_metadata_budget(&self.parts.headers)?;
                 }
-                if let Some(etag) = etag {
+                // Pinned to the version whose envelope was read, unless the client names
+                // one itself (the backend then checks the client's condition).
+                if let Some(etag) = etag
+                    && !self
+                        .parts
+                        .headers
+                        .contains_key("x-amz-copy-source-if-match")
+                {
                     self.parts
                         .headers
                         .insert("x-amz-copy-source-if-match", etag);
                 }
                 // Checksums of the copy would be of the ciphertext.
                 self.parts.headers.remove("x-amz-checksum-algorithm");
-                Ok(Routed::Backend(self.forward_plain(body).await))
+                let response = match self.send(EncryptRequestBody::Plain { body }).await {
+                    Ok(response) => response,
+                    Err(e) => return Ok(Routed::Backend(Err(e))),
+                };
+                if response.status() != StatusCode::OK {
+                    return Ok(Routed::Answer(object_passthrough(response)));
+                }
+                let (parts, body) = response.into_parts();
+                let document = super::read_document(body).await?;
+                let shown = super::rewrite_element_text(&document, "ETag", |etag| {
+                    Ok(super::etag::client_etag(etag).unwrap_or_else(|| etag.to_owned()))
+                })?;
+                Ok(Routed::Answer(document_response(parts, shown)))
             }
             _ => self.copy_through(encryption, CopyTarget::Object).await,
         }
@@ -359,26 +382,35 @@ where
         let rewritten = if allow_plaintext {
             // Encrypted and plaintext objects side by side: only each object's metadata tells
             // them apart, so each listed object is asked for it.
-            let sizes = match self.listed_sizes(&document, kind).await {
-                Ok(sizes) => sizes,
+            let listed = match self.listed_sizes(&document, kind).await {
+                Ok(listed) => listed,
                 Err(ReadError::Inner(e)) => return Ok(Routed::Backend(Err(e))),
                 Err(ReadError::Encrypt(e)) => return Err(e),
             };
-            let mut sizes = sizes.into_iter();
-            rewrite_listing(
+            let mut listed = listed.into_iter();
+            rewrite_listing_entries(
                 &document,
                 kind,
-                &mut |entry| Ok(sizes.next().unwrap_or(entry.stored_size)),
+                &mut |entry| {
+                    Ok(match listed.next() {
+                        Some((size, true)) => (size, entry.etag.and_then(super::etag::client_etag)),
+                        Some((size, false)) => (size, None),
+                        None => (entry.stored_size, None),
+                    })
+                },
                 &mut str::to_owned,
             )?
         } else {
             // Every object is encrypted: the stored size alone gives the plaintext size (a
             // size no encrypted object has is listed as it is).
-            rewrite_listing(
+            rewrite_listing_entries(
                 &document,
                 kind,
                 &mut |entry| {
-                    Ok(multipart_plaintext_size(entry.stored_size).unwrap_or(entry.stored_size))
+                    Ok(match multipart_plaintext_size(entry.stored_size) {
+                        Ok(size) => (size, entry.etag.and_then(super::etag::client_etag)),
+                        Err(_) => (entry.stored_size, None),
+                    })
                 },
                 &mut str::to_owned,
             )?
@@ -386,14 +418,14 @@ where
         Ok(Routed::Answer(document_response(parts, rewritten)))
     }
 
-    /// The plaintext size of every object a listing names, in document order, from a HEAD
-    /// of each (at most [`LISTING_HEADS`] at a time); objects without an envelope keep
-    /// their stored size.
+    /// The plaintext size of every object a listing names, in document order, and whether
+    /// it is encrypted, from a HEAD of each (at most [`LISTING_HEADS`] at a time); objects
+    /// without an envelope keep their stored size.
     async fn listed_sizes(
         &mut self,
         document: &[u8],
         kind: ListingKind,
-    ) -> Result<Vec<u64>, ReadError<S::Error>> {
+    ) -> Result<Vec<(u64, bool)>, ReadError<S::Error>> {
         let s3 = self.s3()?.clone();
         let url_keys = s3.query.get("encoding-type") == Some("url");
         let mut entries: Vec<(String, Option<String>, u64)> = Vec::new();
@@ -448,10 +480,10 @@ where
                 None
             };
             sizes.push(match envelope {
-                None => *stored,
+                None => (*stored, false),
                 Some(envelope) => match envelope.layout {
-                    StoredLayout::Single { size } => size,
-                    StoredLayout::Multipart => multipart_plaintext_size(*stored)?,
+                    StoredLayout::Single { size } => (size, true),
+                    StoredLayout::Multipart => (multipart_plaintext_size(*stored)?, true),
                 },
             });
         }
@@ -491,6 +523,7 @@ fn object_passthrough<R>(response: Response<R>) -> Answer<R> {
 /// ciphertext checksums or MD5.
 pub(super) fn plaintext_headers(headers: &mut HeaderMap, length: u64) {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    super::etag::show_etag(headers);
     strip_envelope(headers);
     PlaintextChecks::strip_response_headers(headers);
     headers.remove("content-md5");
