@@ -1568,3 +1568,41 @@ async fn etags_of_encrypted_objects_are_not_md5_shaped() {
     complete(&s3, "mp", &id, vec![part]).await.unwrap();
     assert!(get_ok(&s3, "enc", "mp").await == body);
 }
+
+/// A `SELECT` restore would run a query on the ciphertext: refused like SelectObjectContent.
+#[tokio::test(flavor = "multi_thread")]
+async fn select_restores_are_refused() {
+    let (_gw, s3) = Gateway::with_buckets(&["enc"]).await;
+    put(&s3, "enc", "r", b"a,b\n1,2\n").await;
+    let request = aws_sdk_s3::types::RestoreRequest::builder()
+        .r#type(aws_sdk_s3::types::RestoreRequestType::Select)
+        .select_parameters(
+            aws_sdk_s3::types::SelectParameters::builder()
+                .input_serialization(
+                    aws_sdk_s3::types::InputSerialization::builder()
+                        .csv(aws_sdk_s3::types::CsvInput::builder().build())
+                        .build(),
+                )
+                .expression_type(aws_sdk_s3::types::ExpressionType::Sql)
+                .expression("select * from S3Object")
+                .output_serialization(
+                    aws_sdk_s3::types::OutputSerialization::builder()
+                        .csv(aws_sdk_s3::types::CsvOutput::builder().build())
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build();
+    let result = s3
+        .restore_object()
+        .bucket("enc")
+        .key("r")
+        .restore_request(request)
+        .send()
+        .await;
+    assert_eq!(
+        refused(result, "SELECT restore"),
+        (501, "NotImplemented".to_owned())
+    );
+}

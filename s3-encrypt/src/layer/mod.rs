@@ -288,8 +288,36 @@ where
             Op::GetObjectAttributes => Err(EncryptError::Unsupported(
                 "GetObjectAttributes would report ciphertext sizes and checksums and is not available on encrypted buckets; use HeadObject",
             )),
+            Op::RestoreObject => self.restore_object(body).await,
             _ => Ok(Routed::Backend(self.forward_plain(body).await)),
         }
+    }
+
+    /// RestoreObject: an archive restore passes; the legacy `SELECT` restore type would run a
+    /// query on the ciphertext and is refused like SelectObjectContent.
+    async fn restore_object(
+        &mut self,
+        body: ReqBody,
+    ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
+        let document = read_document(body)
+            .await
+            .map_err(|_| EncryptError::MalformedXml("The RestoreRequest could not be read"))?;
+        if restore_is_select(&document)? {
+            return Err(EncryptError::Unsupported(
+                "a SELECT restore needs plaintext at the backend and is not available on encrypted buckets",
+            ));
+        }
+        self.parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(document.len()));
+        let result = self
+            .send(EncryptRequestBody::Buffered {
+                body: http_body_util::Full::new(document),
+            })
+            .await;
+        Ok(Routed::Backend(result.map(|response| {
+            response.map(|body| EncryptResponseBody::Plain { body })
+        })))
     }
 
     /// Moves `x-amz-*` parameters of the query (where presigned URLs carry headers) into the
@@ -452,6 +480,39 @@ fn rewrite_element_text(
     Ok(out.into_bytes())
 }
 
+/// Whether a `RestoreRequest` asks for the `SELECT` restore type (`RestoreRequest/Type`).
+fn restore_is_select(document: &[u8]) -> Result<bool, EncryptError> {
+    use quick_xml::Reader;
+    use quick_xml::events::Event;
+    let malformed = || EncryptError::MalformedXml("The XML you provided was not well-formed");
+    if document.is_empty() {
+        return Ok(false);
+    }
+    let text = std::str::from_utf8(document).map_err(|_| malformed())?;
+    let mut reader = Reader::from_str(text);
+    let mut depth = 0usize;
+    let mut in_type = false;
+    loop {
+        match reader.read_event().map_err(|_| malformed())? {
+            Event::Start(e) => {
+                depth += 1;
+                in_type = depth == 2 && e.local_name().into_inner() == "Type";
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                in_type = false;
+            }
+            Event::Text(t)
+                if in_type && t.xml10_content().trim().eq_ignore_ascii_case("SELECT") =>
+            {
+                return Ok(true);
+            }
+            Event::Eof => return Ok(false),
+            _ => {}
+        }
+    }
+}
+
 /// The `Content-Length` of a message, if it has a valid one.
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
@@ -460,4 +521,22 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_restores_are_recognised() {
+        let select = br#"<RestoreRequest xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Type>SELECT</Type><SelectParameters><Expression>select * from S3Object</Expression></SelectParameters></RestoreRequest>"#;
+        assert!(restore_is_select(select).unwrap());
+        let archive = b"<RestoreRequest><Days>2</Days><GlacierJobParameters><Tier>Standard</Tier></GlacierJobParameters></RestoreRequest>";
+        assert!(!restore_is_select(archive).unwrap());
+        assert!(!restore_is_select(b"").unwrap());
+        assert!(matches!(
+            restore_is_select(b"<RestoreRequest><Days>2</Type>"),
+            Err(EncryptError::MalformedXml(_))
+        ));
+    }
 }
