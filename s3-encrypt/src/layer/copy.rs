@@ -317,10 +317,7 @@ where
             ));
         }
         let plaintext = body.boxed_unsync();
-        let (bucket, key) = match (&s3.bucket, &s3.key) {
-            (Some(bucket), Some(key)) => (bucket.clone(), key.clone()),
-            _ => return Err(EncryptError::NotParsed),
-        };
+        let (bucket, key) = super::read::bucket_key(&s3)?;
 
         // The upload: the client's request turned into a PutObject or UploadPart.
         let mut headers = self.parts.headers.clone();

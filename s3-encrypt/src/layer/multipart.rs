@@ -46,10 +46,7 @@ where
         let Some((kek, binding, _)) = settings(encryption) else {
             return Err(EncryptError::NotParsed);
         };
-        let s3 = self.s3()?;
-        let (Some(bucket), Some(key)) = (s3.bucket.clone(), s3.key.clone()) else {
-            return Err(EncryptError::NotParsed);
-        };
+        let (bucket, key) = super::read::bucket_key(self.s3()?)?;
         let (dek, wrapped) = kek
             .generate_data_key(&binding.context(&bucket, &key))
             .await?;
@@ -125,7 +122,7 @@ where
             })?;
         let dek = self.upload_data_key().await?;
         let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, part), length)?;
-        self.send_upload(body, &outcome, true).await
+        self.send_upload(body, &outcome).await
     }
 
     /// The `partNumber` of an UploadPart or UploadPartCopy.
@@ -147,10 +144,7 @@ where
     async fn upload_data_key(&mut self) -> Result<DataKey, EncryptError> {
         let (_, parsed) = self.backend_upload_id()?;
         let key = parsed.key.clone().ok_or(EncryptError::UnknownUpload)?;
-        let s3 = self.s3()?;
-        let (Some(bucket), Some(object)) = (s3.bucket.clone(), s3.key.clone()) else {
-            return Err(EncryptError::NotParsed);
-        };
+        let (bucket, object) = super::read::bucket_key(self.s3()?)?;
         // A KEK this gateway does not have: not an upload it issued.
         let kek = self
             .policy

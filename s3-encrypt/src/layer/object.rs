@@ -51,11 +51,7 @@ where
 {
     /// The bucket and key of the request.
     fn object(&self) -> Result<(String, String), EncryptError> {
-        let s3 = self.s3()?;
-        match (&s3.bucket, &s3.key) {
-            (Some(bucket), Some(key)) => Ok((bucket.clone(), key.clone())),
-            _ => Err(EncryptError::NotParsed),
-        }
+        super::read::bucket_key(self.s3()?)
     }
 
     /// The plaintext length of an upload, refusing framings the layer cannot encrypt.
@@ -107,14 +103,14 @@ where
         Ok((body, outcome))
     }
 
-    /// Sends an encrypted upload and answers: the recorded failure if the body failed (the
-    /// backend saw a broken upload and stored nothing), else the backend's answer with its
-    /// ciphertext checksums replaced by the verified plaintext one.
+    /// Sends an encrypted upload (an object or a part) and answers: the recorded failure if
+    /// the body failed (the backend saw a broken upload and stored nothing), else the
+    /// backend's answer with its ciphertext checksums replaced by the verified plaintext one
+    /// and its ETag as clients see it.
     pub(super) async fn send_upload(
         &mut self,
         body: EncryptRequestBody<ReqBody>,
         outcome: &SharedOutcome,
-        whole_object: bool,
     ) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         let result = self.send(body).await;
         let (failure, checksum) = match outcome.lock() {
@@ -135,7 +131,7 @@ where
             {
                 parts.headers.insert(name, value);
             }
-            if parts.status.is_success() && whole_object {
+            if parts.status.is_success() {
                 super::etag::show_etag(&mut parts.headers);
             }
             Response::from_parts(parts, EncryptResponseBody::Plain { body })
@@ -166,7 +162,7 @@ where
         .write(&mut self.parts.headers)?;
         check_metadata_budget(&self.parts.headers)?;
         let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, 0), length)?;
-        self.send_upload(body, &outcome, true).await
+        self.send_upload(body, &outcome).await
     }
 
     /// GetObject in a bucket without encryption: forwarded as it is, unless the object

@@ -286,8 +286,8 @@ where
     Ok(EncryptResponseBody::Decrypted { body, first })
 }
 
-/// The bucket and key a read names.
-fn bucket_key(s3: &S3Request) -> Result<(String, String), EncryptError> {
+/// The bucket and key a request names.
+pub(super) fn bucket_key(s3: &S3Request) -> Result<(String, String), EncryptError> {
     match (&s3.bucket, &s3.key) {
         (Some(bucket), Some(key)) => Ok((bucket.clone(), key.clone())),
         _ => Err(EncryptError::NotParsed),
