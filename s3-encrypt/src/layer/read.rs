@@ -49,14 +49,6 @@ pub(super) struct ReadTarget {
     pub allow_plaintext: bool,
 }
 
-/// Conditional request headers carried over to the HEAD made for a ranged read.
-const CONDITIONAL_HEADERS: [header::HeaderName; 4] = [
-    header::IF_MATCH,
-    header::IF_NONE_MATCH,
-    header::IF_MODIFIED_SINCE,
-    header::IF_UNMODIFIED_SINCE,
-];
-
 /// The envelope of a backend answer about an object and its data key; `None` for an object
 /// stored without encryption that may be served as it is.
 async fn open_envelope(
@@ -109,14 +101,10 @@ where
         // A ranged read needs the stored size and the envelope first.
         let mut head = target.s3.clone();
         head.operation = S3Operation::HeadObject;
-        let mut head_headers = HeaderMap::new();
-        for name in CONDITIONAL_HEADERS {
-            if let Some(value) = target.headers.get(&name) {
-                head_headers.insert(name, value.clone());
-            }
-        }
+        // The read's own headers: its conditions, and what the backend needs to answer for
+        // the object at all (an SSE-C key, the request payer).
         let head_response = self
-            .send_own(Method::HEAD, head, head_headers)
+            .send_own(Method::HEAD, head, target.headers.clone())
             .await
             .map_err(ReadError::Inner)?;
         if head_response.status() != StatusCode::OK {
