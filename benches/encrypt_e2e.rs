@@ -45,22 +45,19 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use s3_tower::core::S3RequestLayer;
 use s3_tower::encrypt::{
-    BoxError, BucketEncryption, EncryptLayer, EncryptionPolicy, LocalKek, encrypted_size,
+    BucketEncryption, EncryptLayer, EncryptionPolicy, LocalKek, encrypted_size,
 };
 use s3_tower::resign::{
     Backend, BackendAddressing, BackendCredentials, BackendRouter, ResignLayer, Upstream,
 };
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tower::ServiceBuilder;
 
 use crate::dev_backend::DevBackend;
-use crate::support::interleaved;
+use crate::support::{interleaved, serve};
 
 const ACCESS_KEY: &str = "bench-access-key";
 const SECRET_KEY: &str = "bench-secret-key-0123456789abcdefghijklmn";
@@ -287,34 +284,6 @@ fn payload(size: usize) -> Bytes {
         .map(|i| u8::try_from(i % 251).unwrap())
         .collect::<Vec<u8>>()
         .into()
-}
-
-/// Serves `service` on a fresh loopback port; returns `http://127.0.0.1:<port>`.
-async fn serve<S, B>(service: S) -> String
-where
-    S: tower::Service<Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    url
 }
 
 fn setup() -> Env {

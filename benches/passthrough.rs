@@ -15,6 +15,7 @@
 
 #[path = "../examples/gateway/dev_backend.rs"]
 mod dev_backend;
+mod support;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,15 +27,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::TokioExecutor;
 use s3_tower::core::{S3RequestLayer, S3RequestParser};
 use s3_tower::resign::{
     Backend, BackendAddressing, BackendCredentials, BackendRouter, ResignLayer, Upstream,
     prepare_upstream_request,
 };
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tower::ServiceBuilder;
 
@@ -197,22 +195,7 @@ fn setup() -> Env {
             .layer(S3RequestLayer::new())
             .layer(ResignLayer::new(BackendRouter::single(backend)))
             .service(Upstream::new().unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(service.clone());
-                tokio::spawn(async move {
-                    let _ = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let gateway = support::serve(service).await;
 
         let mut http = HttpConnector::new();
         http.set_nodelay(true);

@@ -1,5 +1,5 @@
-//! What the benches share: an IdP's signing keys, a JWKS endpoint on 127.0.0.1, and
-//! interleaved timing.
+//! What the benches share: an IdP's signing keys, a JWKS endpoint on 127.0.0.1, a server
+//! for a tower service on 127.0.0.1, and interleaved timing.
 
 #![allow(dead_code)] // each bench uses a different part
 
@@ -11,14 +11,20 @@ use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use bytes::Bytes;
 use http::{Request, Response};
+use http_body::Body;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::service::TowerToHyperService;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use tokio::net::TcpListener;
+
+/// The error type of the bodies the benches serve.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One signing key, as the IdP holds it, and its public JWK.
 pub(crate) struct SigningKey {
@@ -88,6 +94,34 @@ pub(crate) async fn serve_jwks(jwks: Value) -> String {
         }
     });
     issuer
+}
+
+/// Serves `service` on a fresh loopback port; returns `http://127.0.0.1:<port>`.
+pub(crate) async fn serve<S, B>(service: S) -> String
+where
+    S: tower::Service<Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = ConnBuilder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
 }
 
 /// Seconds since the Unix epoch.
