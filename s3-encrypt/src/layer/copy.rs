@@ -19,7 +19,7 @@ use super::{
 };
 use crate::EncryptError;
 use crate::body::EncryptBody;
-use crate::envelope::{Envelope, StoredLayout, check_metadata_budget, strip_envelope};
+use crate::envelope::{Envelope, StoredLayout, strip_envelope};
 use crate::format::{DataKey, StreamKey, encrypted_size};
 use crate::plaintext_check::{BodyOutcome, PlaintextChecks, SharedOutcome};
 use crate::policy::BucketEncryption;
@@ -363,17 +363,15 @@ where
                 let body = match settings(encryption) {
                     None => plaintext,
                     Some((kek, binding, _)) => {
-                        let (dek, wrapped) = kek
-                            .generate_data_key(&binding.context(&bucket, &key))
-                            .await?;
-                        Envelope {
-                            kek: kek.name().to_owned(),
-                            wrapped,
+                        let (dek, _) = super::object::new_data_key(
+                            kek.as_ref(),
                             binding,
-                            layout: StoredLayout::Single { size: length },
-                        }
-                        .write(&mut headers)?;
-                        check_metadata_budget(&headers)?;
+                            &bucket,
+                            &key,
+                            StoredLayout::Single { size: length },
+                            &mut headers,
+                        )
+                        .await?;
                         EncryptBody::new(plaintext, StreamKey::derive(&dek, 0), Some(length))
                             .boxed_unsync()
                     }

@@ -383,6 +383,25 @@ where
         self.inner.call(Request::from_parts(parts, body)).await
     }
 
+    /// Sends the request with `body` and reads the backend's answer document (an XML
+    /// answer the layer rewrites). Any answer but 200, and a failure of the inner service,
+    /// are passed on as they are (without envelope headers) in `Err`.
+    async fn send_for_document(
+        &mut self,
+        body: EncryptRequestBody<ReqBody>,
+    ) -> Result<Result<(http::response::Parts, Bytes), Routed<ResBody, S::Error>>, EncryptError>
+    {
+        let response = match self.send(body).await {
+            Ok(response) => response,
+            Err(e) => return Ok(Err(Routed::Backend(Err(e)))),
+        };
+        if response.status() != http::StatusCode::OK {
+            return Ok(Err(Routed::Answer(object::object_passthrough(response))));
+        }
+        let (parts, body) = response.into_parts();
+        Ok(Ok((parts, read_document(body).await?)))
+    }
+
     /// Sends a request the layer makes itself: `method` on `s3` (bucket, key, query), with
     /// the given headers, an empty body and the original request's other extensions.
     async fn send_own(

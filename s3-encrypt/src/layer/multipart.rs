@@ -18,7 +18,7 @@ use super::{
     read_document,
 };
 use crate::EncryptError;
-use crate::envelope::{Envelope, StoredLayout, check_metadata_budget};
+use crate::envelope::StoredLayout;
 use crate::format::{DataKey, ENCRYPTED_SEGMENT_SIZE, StreamKey, plaintext_size};
 use crate::listing::{ListingKind, rewrite_listing, rewrite_listing_entries};
 use crate::plaintext_check::PlaintextChecks;
@@ -47,35 +47,27 @@ where
             return Err(EncryptError::NotParsed);
         };
         let (bucket, key) = super::read::bucket_key(self.s3()?)?;
-        let (dek, wrapped) = kek
-            .generate_data_key(&binding.context(&bucket, &key))
-            .await?;
-        let envelope = Envelope {
-            kek: kek.name().to_owned(),
-            wrapped: wrapped.clone(),
+        let (dek, envelope) = super::object::new_data_key(
+            kek.as_ref(),
             binding,
-            layout: StoredLayout::Multipart,
-        };
-        envelope.write(&mut self.parts.headers)?;
-        check_metadata_budget(&self.parts.headers)?;
+            &bucket,
+            &key,
+            StoredLayout::Multipart,
+            &mut self.parts.headers,
+        )
+        .await?;
         for name in WHOLE_OBJECT_HEADERS {
             self.parts.headers.remove(name);
         }
-        let response = match self.send(EncryptRequestBody::empty()).await {
-            Ok(response) => response,
-            Err(e) => return Ok(Routed::Backend(Err(e))),
-        };
-        if response.status() != StatusCode::OK {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
-        }
-        let (mut parts, body) = response.into_parts();
-        let document = read_document(body).await?;
+        let (mut parts, document) =
+            match self.send_for_document(EncryptRequestBody::empty()).await? {
+                Ok(answer) => answer,
+                Err(passed_on) => return Ok(passed_on),
+            };
         let upload_key = UploadKey {
             kek: envelope.kek,
             binding,
-            wrapped,
+            wrapped: envelope.wrapped,
         };
         let rewritten = super::rewrite_element_text(&document, "UploadId", |backend_id| {
             upload_id::issue(backend_id, &upload_key, &dek)
@@ -299,17 +291,10 @@ where
 
     pub(super) async fn list_parts(&mut self) -> Result<Routed<ResBody, S::Error>, EncryptError> {
         let (client_id, _) = self.backend_upload_id()?;
-        let response = match self.send(EncryptRequestBody::empty()).await {
-            Ok(response) => response,
-            Err(e) => return Ok(Routed::Backend(Err(e))),
+        let (parts, document) = match self.send_for_document(EncryptRequestBody::empty()).await? {
+            Ok(answer) => answer,
+            Err(passed_on) => return Ok(passed_on),
         };
-        if response.status() != StatusCode::OK {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
-        }
-        let (parts, body) = response.into_parts();
-        let document = read_document(body).await?;
         let rewritten = rewrite_listing_entries(
             &document,
             ListingKind::ListParts,

@@ -150,17 +150,15 @@ where
         };
         let length = self.upload_length()?;
         let (bucket, key) = self.object()?;
-        let (dek, wrapped) = kek
-            .generate_data_key(&binding.context(&bucket, &key))
-            .await?;
-        Envelope {
-            kek: kek.name().to_owned(),
-            wrapped,
+        let (dek, _) = new_data_key(
+            kek.as_ref(),
             binding,
-            layout: StoredLayout::Single { size: length },
-        }
-        .write(&mut self.parts.headers)?;
-        check_metadata_budget(&self.parts.headers)?;
+            &bucket,
+            &key,
+            StoredLayout::Single { size: length },
+            &mut self.parts.headers,
+        )
+        .await?;
         let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, 0), length)?;
         self.send_upload(body, &outcome).await
     }
@@ -334,15 +332,13 @@ where
                 }
                 // Checksums of the copy would be of the ciphertext.
                 self.parts.headers.remove("x-amz-checksum-algorithm");
-                let response = match self.send(EncryptRequestBody::Plain { body }).await {
-                    Ok(response) => response,
-                    Err(e) => return Ok(Routed::Backend(Err(e))),
+                let (parts, document) = match self
+                    .send_for_document(EncryptRequestBody::Plain { body })
+                    .await?
+                {
+                    Ok(answer) => answer,
+                    Err(passed_on) => return Ok(passed_on),
                 };
-                if response.status() != StatusCode::OK {
-                    return Ok(Routed::Answer(object_passthrough(response)));
-                }
-                let (parts, body) = response.into_parts();
-                let document = super::read_document(body).await?;
                 let shown = super::rewrite_element_text(&document, "ETag", |etag| {
                     Ok(super::etag::client_etag(etag).unwrap_or_else(|| etag.to_owned()))
                 })?;
@@ -363,17 +359,10 @@ where
             S3Operation::ListObjectsV2 => ListingKind::ListObjectsV2,
             _ => ListingKind::ListObjectVersions,
         };
-        let response = match self.send(EncryptRequestBody::empty()).await {
-            Ok(response) => response,
-            Err(e) => return Ok(Routed::Backend(Err(e))),
+        let (parts, document) = match self.send_for_document(EncryptRequestBody::empty()).await? {
+            Ok(answer) => answer,
+            Err(passed_on) => return Ok(passed_on),
         };
-        if response.status() != StatusCode::OK {
-            return Ok(Routed::Backend(Ok(
-                response.map(|body| EncryptResponseBody::Plain { body })
-            )));
-        }
-        let (parts, body) = response.into_parts();
-        let document = super::read_document(body).await?;
         let allow_plaintext = settings(encryption).is_some_and(|(_, _, allow)| allow);
         let rewritten = if allow_plaintext {
             // Encrypted and plaintext objects side by side: only each object's metadata tells
@@ -487,6 +476,28 @@ where
     }
 }
 
+/// A new data key for the object `bucket/key`, wrapped by `kek` with `binding`, and its
+/// envelope written into the upload's `headers` (within the metadata budget).
+pub(super) async fn new_data_key(
+    kek: &dyn crate::KeyEncryptionKey,
+    binding: Binding,
+    bucket: &str,
+    key: &str,
+    layout: StoredLayout,
+    headers: &mut HeaderMap,
+) -> Result<(crate::DataKey, Envelope), EncryptError> {
+    let (dek, wrapped) = kek.generate_data_key(&binding.context(bucket, key)).await?;
+    let envelope = Envelope {
+        kek: kek.name().to_owned(),
+        wrapped,
+        binding,
+        layout,
+    };
+    envelope.write(headers)?;
+    check_metadata_budget(headers)?;
+    Ok((dek, envelope))
+}
+
 /// The layout of an object stored as `stored` bytes under `envelope`.
 pub(super) fn stored_layout(envelope: &Envelope, stored: u64) -> Result<Layout, EncryptError> {
     match envelope.layout {
@@ -509,7 +520,7 @@ pub(super) fn stored_layout(envelope: &Envelope, stored: u64) -> Result<Layout, 
 
 /// A backend answer about an object passed on as it is (an error, a "not modified", an
 /// object stored without encryption), without any envelope header it may carry.
-fn object_passthrough<R>(response: Response<R>) -> Answer<R> {
+pub(super) fn object_passthrough<R>(response: Response<R>) -> Answer<R> {
     let (mut parts, body) = response.into_parts();
     strip_envelope(&mut parts.headers);
     Response::from_parts(parts, EncryptResponseBody::Plain { body })
