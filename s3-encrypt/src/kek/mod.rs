@@ -173,55 +173,37 @@ pub trait KeyEncryptionKey: Send + Sync + 'static {
     fn check(&self) -> KekFuture<'_, ()>;
 }
 
-impl<T: KeyEncryptionKey + ?Sized> KeyEncryptionKey for Arc<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
+/// A shared or boxed KEK is a KEK: every call goes to the one it holds.
+macro_rules! forward_kek {
+    ($($pointer:ident),*) => {$(
+        impl<T: KeyEncryptionKey + ?Sized> KeyEncryptionKey for $pointer<T> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
 
-    fn generate_data_key<'a>(
-        &'a self,
-        context: &'a KeyContext,
-    ) -> KekFuture<'a, (DataKey, WrappedKey)> {
-        (**self).generate_data_key(context)
-    }
+            fn generate_data_key<'a>(
+                &'a self,
+                context: &'a KeyContext,
+            ) -> KekFuture<'a, (DataKey, WrappedKey)> {
+                (**self).generate_data_key(context)
+            }
 
-    fn unwrap<'a>(
-        &'a self,
-        wrapped: &'a WrappedKey,
-        context: &'a KeyContext,
-    ) -> KekFuture<'a, DataKey> {
-        (**self).unwrap(wrapped, context)
-    }
+            fn unwrap<'a>(
+                &'a self,
+                wrapped: &'a WrappedKey,
+                context: &'a KeyContext,
+            ) -> KekFuture<'a, DataKey> {
+                (**self).unwrap(wrapped, context)
+            }
 
-    fn check(&self) -> KekFuture<'_, ()> {
-        (**self).check()
-    }
+            fn check(&self) -> KekFuture<'_, ()> {
+                (**self).check()
+            }
+        }
+    )*};
 }
 
-impl<T: KeyEncryptionKey + ?Sized> KeyEncryptionKey for Box<T> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-
-    fn generate_data_key<'a>(
-        &'a self,
-        context: &'a KeyContext,
-    ) -> KekFuture<'a, (DataKey, WrappedKey)> {
-        (**self).generate_data_key(context)
-    }
-
-    fn unwrap<'a>(
-        &'a self,
-        wrapped: &'a WrappedKey,
-        context: &'a KeyContext,
-    ) -> KekFuture<'a, DataKey> {
-        (**self).unwrap(wrapped, context)
-    }
-
-    fn check(&self) -> KekFuture<'_, ()> {
-        (**self).check()
-    }
-}
+forward_kek!(Arc, Box);
 
 /// Refuses a plain `http://` key service on a host that is not this machine: its tokens and
 /// the data keys it returns would cross the network in the clear. `allow_insecure_http`

@@ -101,17 +101,7 @@ where
             return Err(EncryptError::NotParsed);
         }
         let length = self.upload_length()?;
-        let part: u16 = self
-            .s3()?
-            .query
-            .get("partNumber")
-            .and_then(|p| p.parse().ok())
-            .filter(|p| (1..=crate::format::MAX_PART).contains(p))
-            .ok_or_else(|| {
-                EncryptError::InvalidPart(
-                    "Part number must be an integer between 1 and 10000".into(),
-                )
-            })?;
+        let part = self.part_number()?;
         let dek = self.upload_data_key().await?;
         let (body, outcome) = self.encrypting_body(body, StreamKey::derive(&dek, part), length)?;
         self.send_upload(body, &outcome).await
